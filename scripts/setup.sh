@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine to build and test portcullis.
+#
+# Expects the Rust toolchain, Node.js 20 with npm, and root for apt-get. Installs
+# with apt only the missing build and test tools (cmake, redis-server), then
+# runs `npm ci` in tests/fixtures when node_modules is missing or older than
+# package-lock.json. Prints nothing when everything is already in place.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+fixtures_dir="$repo_root/tests/fixtures"
+
+# Command name, then the Debian package that provides it.
+apt_requirements=(
+  "cmake cmake"
+  "redis-server redis-server"
+)
+
+require_command() {
+  local name="$1" hint="$2"
+  if ! command -v "$name" >/dev/null 2>&1; then
+    echo "setup: $name not found. $hint." >&2
+    exit 1
+  fi
+}
+
+install_missing_apt_packages() {
+  local missing=() entry command_name package
+  for entry in "${apt_requirements[@]}"; do
+    read -r command_name package <<<"$entry"
+    if ! command -v "$command_name" >/dev/null 2>&1; then
+      missing+=("$package")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return
+  fi
+
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages: ${missing[*]}. Run this script as root, or install them with apt-get." >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: installed ${missing[*]}"
+}
+
+# npm rewrites node_modules/.package-lock.json on every install, so a copy
+# older than package-lock.json means the installed tree is out of date.
+install_fixture_packages() {
+  local installed_lock="$fixtures_dir/node_modules/.package-lock.json"
+  if [ -f "$installed_lock" ] && [ ! "$fixtures_dir/package-lock.json" -nt "$installed_lock" ]; then
+    return
+  fi
+  echo "setup: running npm ci in tests/fixtures"
+  (cd "$fixtures_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "setup: installed the npm packages of tests/fixtures"
+}
+
+require_command cargo "Install the Rust toolchain with rustup"
+require_command node "Install Node.js 20 or later"
+require_command npm "Install npm together with Node.js"
+install_missing_apt_packages
+install_fixture_packages

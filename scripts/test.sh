@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run every check and test of portcullis: rustfmt, clippy with warnings as
+# errors, then `cargo test --all-targets`, which also runs the end-to-end tests
+# under tests/. Those start their own redis-server, OpenID provider and
+# upstream on free ports.
+# NOTE: `--all-targets` does not run doctests.
+#
+# Extra arguments go to `cargo test`, for example:
+#   scripts/test.sh --test e2e -- --nocapture
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+bash scripts/setup.sh
+
+echo "test: cargo fmt --check"
+cargo fmt --check
+
+echo "test: cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+echo "test: cargo test --all-targets $*"
+cargo test --all-targets "$@"
