@@ -1,0 +1,75 @@
+//! The admin listener: `/livez` and `/readyz`, on a port of their own so the
+//! proxy port never answers them (there they are ordinary dashboard paths).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::auth::Provider;
+use crate::session::SessionStore;
+
+/// Answers the probes.
+pub struct AdminApp {
+    store: Arc<dyn SessionStore>,
+    provider: Arc<Provider>,
+}
+
+impl AdminApp {
+    /// Creates the app over the session store and provider it checks.
+    pub fn new(store: Arc<dyn SessionStore>, provider: Arc<Provider>) -> Self {
+        AdminApp { store, provider }
+    }
+
+    /// Checks readiness: the session store answers and provider discovery has
+    /// succeeded. Returns the failed checks.
+    async fn failed_checks(&self) -> Vec<&'static str> {
+        let mut failed = Vec::new();
+        if let Err(error) = self.store.ping().await {
+            tracing::warn!(error = %error, "readiness: session store unavailable");
+            failed.push("session_store");
+        }
+        if !self.provider.is_discovered() {
+            failed.push("oidc_discovery");
+        }
+        failed
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_owned();
+        match path.as_str() {
+            "/livez" => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
+            "/readyz" => {
+                let failed = self.failed_checks().await;
+                if failed.is_empty() {
+                    json(StatusCode::OK, serde_json::json!({ "status": "ready" }))
+                } else {
+                    json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({ "status": "not_ready", "failed": failed }),
+                    )
+                }
+            }
+            _ => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({ "error": "not_found" }),
+            ),
+        }
+    }
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8>> {
+    let body = body.to_string().into_bytes();
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .expect("static status and headers form a valid response")
+}

@@ -1,0 +1,406 @@
+//! The login flow: `/oauth2/start`, the redirect to the provider,
+//! `/oauth2/callback` and `/oauth2/sign_out`.
+//!
+//! Flow state lives in the session store, keyed by `state` and sealed with
+//! it, so any number of logins can run at once in several tabs and cookies
+//! never grow. Each flow records the hash of the browser's binding cookie; a
+//! callback whose browser does not present that cookie is rejected, which
+//! stops a `state` (and code) replayed from another browser.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::{HeaderMap, StatusCode};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{redirect, Auth, BINDING_COOKIE_PATH};
+use crate::session::{unix_now, Session};
+use crate::web::cookies::{self, CookieAttributes};
+use crate::web::LocalResponse;
+
+/// Namespace of login flows in the session store.
+const LOGIN_PREFIX: &str = "portcullis:login:";
+
+/// A login must come back from the provider within this time.
+const LOGIN_FLOW_TTL: Duration = Duration::from_secs(600);
+
+/// Length in bytes of a binding cookie value before encoding.
+const BINDING_LEN: usize = 32;
+
+/// Path that starts a login; `rd` names the page to land on.
+pub const START_PATH: &str = "/oauth2/start";
+
+/// What is kept between the redirect to the provider and the callback.
+#[derive(Serialize, Deserialize)]
+struct LoginFlow {
+    /// Hex SHA-256 of the binding cookie of the browser that started the flow.
+    binding_hash: String,
+    pkce_verifier: String,
+    nonce: String,
+    /// Validated same-origin path to land on after login.
+    return_to: String,
+}
+
+/// The parameters of a callback request.
+#[derive(Default)]
+struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl Auth {
+    /// Starts a login that ends at `target` (validated here): stores the flow
+    /// and redirects the browser to the provider.
+    pub async fn start_login(&self, headers: &HeaderMap, target: &str) -> LocalResponse {
+        let return_to = redirect::safe_return_target(target, &self.public_url);
+        let (binding, new_binding) = self.binding_cookie(headers);
+        let request = match self.provider.authorization_request().await {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot start login");
+                return provider_unavailable_page();
+            }
+        };
+        let flow = LoginFlow {
+            binding_hash: hex_sha256(binding.as_bytes()),
+            pkce_verifier: request.pkce_verifier,
+            nonce: request.nonce,
+            return_to,
+        };
+        if let Err(error) = self
+            .sessions
+            .put_sealed(
+                LOGIN_PREFIX,
+                request.state.as_bytes(),
+                &flow,
+                LOGIN_FLOW_TTL,
+            )
+            .await
+        {
+            tracing::error!(error = %error, "cannot store login flow");
+            return store_unavailable_page();
+        }
+        let response = LocalResponse::redirect(request.url.as_str());
+        match new_binding {
+            Some(cookie) => response.with_cookie(cookie),
+            None => response,
+        }
+    }
+
+    /// Completes a login at `/oauth2/callback`: checks the flow and the
+    /// binding cookie, exchanges the code, verifies the ID token, creates a
+    /// fresh session and redirects to the page first requested.
+    pub async fn finish_login(&self, headers: &HeaderMap, query: Option<&str>) -> LocalResponse {
+        let Some(params) = parse_callback_query(query.unwrap_or_default()) else {
+            return sign_in_again_page(
+                StatusCode::BAD_REQUEST,
+                "The sign-in response is malformed: a parameter appears more than once.",
+            );
+        };
+        let Some(state) = params.state else {
+            return sign_in_again_page(
+                StatusCode::BAD_REQUEST,
+                "The sign-in response has no state parameter.",
+            );
+        };
+        let flow: Option<LoginFlow> = match self
+            .sessions
+            .take_sealed(LOGIN_PREFIX, state.as_bytes())
+            .await
+        {
+            Ok(flow) => flow,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot read login flow");
+                return store_unavailable_page();
+            }
+        };
+        let Some(flow) = flow else {
+            return self.unknown_state(headers).await;
+        };
+        if !self.binding_matches(headers, &flow.binding_hash) {
+            tracing::warn!("login callback from a browser that did not start the login");
+            return sign_in_again_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in was started in another browser or its cookie was lost. Start again from this browser.",
+            );
+        }
+        if let Some(error) = params.error {
+            let detail = params.error_description.unwrap_or_default();
+            tracing::info!(error = %error, detail = %detail, "provider returned an error to the callback");
+            return sign_in_again_page(
+                StatusCode::FORBIDDEN,
+                &format!("The identity provider did not complete the sign-in ({error})."),
+            );
+        }
+        let Some(code) = params.code else {
+            return sign_in_again_page(
+                StatusCode::BAD_REQUEST,
+                "The sign-in response has no authorization code.",
+            );
+        };
+        self.create_session(headers, code, flow).await
+    }
+
+    async fn create_session(
+        &self,
+        headers: &HeaderMap,
+        code: String,
+        flow: LoginFlow,
+    ) -> LocalResponse {
+        let login = match self
+            .provider
+            .complete_login(code, flow.pkce_verifier, &flow.nonce)
+            .await
+        {
+            Ok(login) => login,
+            Err(error) => return login_failed_page(&error),
+        };
+        // Any session the browser already holds ends here, so a session id
+        // planted before login is never carried over.
+        self.delete_presented_sessions(headers).await;
+        let now = unix_now();
+        let session = Session {
+            identity: login.identity,
+            id_token: login.id_token,
+            access_token: login.access_token,
+            refresh_token: login.refresh_token,
+            provider_session_id: login.provider_session_id,
+            created_at: now,
+            expires_at: now + self.sessions.ttl().as_secs(),
+        };
+        let id = match self.sessions.create(&session).await {
+            Ok(id) => id,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot store new session");
+                return store_unavailable_page();
+            }
+        };
+        tracing::info!(user = %session.identity.subject, "login succeeded");
+        LocalResponse::redirect(&flow.return_to).with_cookie(self.session_cookie(&id))
+    }
+
+    /// A callback whose `state` is unknown or expired. A browser that is
+    /// already signed in (a second tab finished first, or the back button)
+    /// goes to the start page; anyone else gets a page with one link, never an
+    /// automatic redirect to the provider, which could loop.
+    async fn unknown_state(&self, headers: &HeaderMap) -> LocalResponse {
+        if let Ok(Some(_)) = self.authenticate(headers).await {
+            return LocalResponse::redirect(redirect::DEFAULT_TARGET);
+        }
+        sign_in_again_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in link has expired or was already used.",
+        )
+    }
+
+    /// Ends the session at `/oauth2/sign_out`: deletes it, clears the cookie
+    /// and sends the browser to the provider's `end_session_endpoint` when
+    /// there is one.
+    pub async fn sign_out(&self, headers: &HeaderMap) -> LocalResponse {
+        let current = match self.authenticate(headers).await {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot read session at sign-out");
+                return store_unavailable_page();
+            }
+        };
+        let Some(current) = current else {
+            return signed_out_page().with_cookie(self.clear_session_cookie());
+        };
+        if let Err(error) = self.sessions.delete(&current.id).await {
+            tracing::error!(error = %error, "cannot delete session at sign-out");
+            return store_unavailable_page();
+        }
+        tracing::info!(user = %current.session.identity.subject, "signed out");
+        let response = match self
+            .provider
+            .end_session_url(&current.session.id_token)
+            .await
+        {
+            Some(url) => LocalResponse::redirect(url.as_str()),
+            None => signed_out_page(),
+        };
+        response.with_cookie(self.clear_session_cookie())
+    }
+
+    /// Returns the browser's binding value, and a `Set-Cookie` when a new one
+    /// had to be made. An existing well-formed value is kept, so logins
+    /// started in several tabs share it.
+    fn binding_cookie(&self, headers: &HeaderMap) -> (String, Option<String>) {
+        let existing = cookies::cookie_values(headers, &self.cookies.binding_name)
+            .into_iter()
+            .find(|value| is_binding_value(value));
+        if let Some(value) = existing {
+            return (value.to_owned(), None);
+        }
+        let mut bytes = [0u8; BINDING_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let value = URL_SAFE_NO_PAD.encode(bytes);
+        let cookie = cookies::set_cookie(
+            &self.cookies.binding_name,
+            &value,
+            &CookieAttributes {
+                path: BINDING_COOKIE_PATH,
+                max_age: None,
+                secure: self.cookies.secure,
+            },
+        );
+        (value, Some(cookie))
+    }
+
+    fn binding_matches(&self, headers: &HeaderMap, expected_hash: &str) -> bool {
+        cookies::cookie_values(headers, &self.cookies.binding_name)
+            .into_iter()
+            .any(|value| {
+                hex_sha256(value.as_bytes())
+                    .as_bytes()
+                    .ct_eq(expected_hash.as_bytes())
+                    .into()
+            })
+    }
+
+    async fn delete_presented_sessions(&self, headers: &HeaderMap) {
+        for value in cookies::cookie_values(headers, &self.cookies.session_name) {
+            if let Some(decoded) = self.codec.decode(value) {
+                if let Err(error) = self.sessions.delete(decoded.session_id()).await {
+                    tracing::warn!(error = %error, "cannot delete previous session at login");
+                }
+            }
+        }
+    }
+}
+
+fn is_binding_value(value: &str) -> bool {
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .is_ok_and(|bytes| bytes.len() == BINDING_LEN)
+}
+
+/// Parses the callback query; `None` when a parameter repeats, because two
+/// values for `state` or `code` cannot be told apart safely.
+fn parse_callback_query(query: &str) -> Option<CallbackParams> {
+    let mut params = CallbackParams::default();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match name.as_ref() {
+            "code" => &mut params.code,
+            "state" => &mut params.state,
+            "error" => &mut params.error,
+            "error_description" => &mut params.error_description,
+            _ => continue,
+        };
+        if slot.replace(value.into_owned()).is_some() {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn sign_in_again_page(status: StatusCode, message: &str) -> LocalResponse {
+    LocalResponse::page(
+        status,
+        "Sign-in failed",
+        message,
+        Some((START_PATH, "Sign in again")),
+    )
+}
+
+fn login_failed_page(error: &super::ProviderError) -> LocalResponse {
+    use super::ProviderError as E;
+    match error {
+        E::EmailNotVerified => {
+            tracing::info!(error = %error, "login rejected");
+            sign_in_again_page(
+                StatusCode::FORBIDDEN,
+                "Your identity provider has not verified your email address.",
+            )
+        }
+        E::InvalidIdToken(_) | E::MissingIdToken => {
+            tracing::warn!(error = %error, "login rejected");
+            sign_in_again_page(
+                StatusCode::UNAUTHORIZED,
+                "The identity provider's response could not be verified.",
+            )
+        }
+        E::TokenRequest(_) | E::Discovery(_) | E::Timeout(_) => {
+            tracing::error!(error = %error, "login failed");
+            sign_in_again_page(
+                StatusCode::BAD_GATEWAY,
+                "The identity provider could not complete the sign-in. Try again in a moment.",
+            )
+        }
+    }
+}
+
+/// Page shown when the provider cannot be reached to start a login.
+pub fn provider_unavailable_page() -> LocalResponse {
+    LocalResponse::page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in is unavailable",
+        "The identity provider cannot be reached right now. Try again in a moment.",
+        Some((START_PATH, "Try again")),
+    )
+    .with_header(http::header::RETRY_AFTER, "5")
+}
+
+/// Page shown when the session store cannot be reached.
+pub fn store_unavailable_page() -> LocalResponse {
+    LocalResponse::page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "Sessions cannot be checked right now. Your session is kept; reload the page in a moment.",
+        None,
+    )
+    .with_header(http::header::RETRY_AFTER, "2")
+}
+
+fn signed_out_page() -> LocalResponse {
+    LocalResponse::page(
+        StatusCode::OK,
+        "Signed out",
+        "You have signed out.",
+        Some((START_PATH, "Sign in again")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_query_cases() {
+        let parsed = parse_callback_query("code=c&state=s&iss=x").expect("valid query");
+        assert_eq!(parsed.code.as_deref(), Some("c"));
+        assert_eq!(parsed.state.as_deref(), Some("s"));
+        assert!(parse_callback_query("state=a&state=b").is_none());
+        assert!(parse_callback_query("code=a&code=b&state=s").is_none());
+        let error = parse_callback_query("error=access_denied&error_description=no&state=s")
+            .expect("valid query");
+        assert_eq!(error.error.as_deref(), Some("access_denied"));
+        assert!(parse_callback_query("")
+            .expect("empty query")
+            .state
+            .is_none());
+    }
+
+    #[test]
+    fn binding_values() {
+        assert!(is_binding_value(
+            &URL_SAFE_NO_PAD.encode([1u8; BINDING_LEN])
+        ));
+        assert!(!is_binding_value(&URL_SAFE_NO_PAD.encode([1u8; 8])));
+        assert!(!is_binding_value("not base64!"));
+    }
+}

@@ -1,0 +1,135 @@
+//! Authentication: the OpenID provider client, the login flow (state, nonce,
+//! PKCE S256, return-to), sign-out, and the session lookup that gates every
+//! proxied request.
+
+pub mod login;
+pub mod provider;
+pub mod redirect;
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use url::Url;
+
+use crate::session::{CookieCodec, DecodedCookie, Session, SessionId, Sessions, StoreError};
+use crate::web::cookies::{self, CookieAttributes};
+
+pub use provider::{Provider, ProviderError, ProviderSettings};
+
+/// Names and flags of the cookies portcullis sets.
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    /// The session cookie.
+    pub session_name: String,
+    /// The login binding cookie, which ties a login flow to the browser that
+    /// started it (RFC 6749 section 10.12).
+    pub binding_name: String,
+    /// Whether cookies carry `Secure`.
+    pub secure: bool,
+    /// `Max-Age` of the session cookie, in seconds.
+    pub session_max_age: u64,
+}
+
+/// Path of the binding cookie: it is needed only by the login endpoints.
+pub const BINDING_COOKIE_PATH: &str = "/oauth2/";
+
+/// A request's valid session.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// The session id from the cookie.
+    pub id: SessionId,
+    /// The session record.
+    pub session: Session,
+    /// A fresh `Set-Cookie` when the cookie was signed by an older key.
+    pub reissued_cookie: Option<String>,
+}
+
+/// Login, sign-out and session lookup.
+pub struct Auth {
+    provider: Arc<Provider>,
+    sessions: Sessions,
+    codec: CookieCodec,
+    cookies: CookieSettings,
+    public_url: Url,
+}
+
+impl Auth {
+    /// Bundles what the login flow and the session lookup need.
+    pub fn new(
+        provider: Arc<Provider>,
+        sessions: Sessions,
+        codec: CookieCodec,
+        cookies: CookieSettings,
+        public_url: Url,
+    ) -> Self {
+        Auth {
+            provider,
+            sessions,
+            codec,
+            cookies,
+            public_url,
+        }
+    }
+
+    /// The provider client.
+    pub fn provider(&self) -> &Arc<Provider> {
+        &self.provider
+    }
+
+    /// The session records.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The cookie names and flags.
+    pub fn cookie_settings(&self) -> &CookieSettings {
+        &self.cookies
+    }
+
+    /// Finds the request's session. Each value of the session cookie is tried
+    /// in turn, because a browser may hold stale duplicates. `Ok(None)` means
+    /// no valid session; `Err` means the store could not tell, and the session
+    /// must not be treated as gone.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Authenticated>, StoreError> {
+        for value in cookies::cookie_values(headers, &self.cookies.session_name) {
+            let Some(decoded) = self.codec.decode(value) else {
+                continue;
+            };
+            let id = decoded.session_id().clone();
+            let Some(session) = self.sessions.load(&id).await? else {
+                continue;
+            };
+            let reissued_cookie = match decoded {
+                DecodedCookie::Current(_) => None,
+                DecodedCookie::Rotated(_) => Some(self.session_cookie(&id)),
+            };
+            return Ok(Some(Authenticated {
+                id,
+                session,
+                reissued_cookie,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// The `Set-Cookie` value carrying session `id`.
+    fn session_cookie(&self, id: &SessionId) -> String {
+        cookies::set_cookie(
+            &self.cookies.session_name,
+            &self.codec.encode(id),
+            &CookieAttributes {
+                path: "/",
+                max_age: Some(self.cookies.session_max_age),
+                secure: self.cookies.secure,
+            },
+        )
+    }
+
+    /// The `Set-Cookie` value deleting the session cookie.
+    fn clear_session_cookie(&self) -> String {
+        cookies::clear_cookie(&self.cookies.session_name, "/", self.cookies.secure)
+    }
+}

@@ -1,0 +1,382 @@
+//! The OpenID provider: discovery, the authorization request, the code
+//! exchange and ID token verification, on the `openidconnect` crate.
+//!
+//! Discovery is lazy and retried: portcullis starts, and serves existing
+//! sessions, while the provider is unreachable. The first login after the
+//! provider comes back, or the background refresh, loads the metadata.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
+    EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse as _,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::session::Identity;
+
+/// Errors talking to the provider or verifying what it returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Discovery or JWKS could not be loaded.
+    #[error("OpenID provider discovery failed: {0}")]
+    Discovery(String),
+    /// The provider did not answer within the configured timeout.
+    #[error("OpenID provider did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The token endpoint rejected the code or could not be reached.
+    #[error("token request failed: {0}")]
+    TokenRequest(String),
+    /// The token response carried no ID token.
+    #[error("the token response contains no ID token")]
+    MissingIdToken,
+    /// The ID token failed verification.
+    #[error("ID token rejected: {0}")]
+    InvalidIdToken(String),
+    /// `email_verified` is not `true` and verified emails are required.
+    #[error("the provider has not verified this account's email address")]
+    EmailNotVerified,
+}
+
+/// The `groups` claim, which providers send as a list or, rarely, as one
+/// string.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GroupsClaim {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    groups: Option<GroupsValue>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum GroupsValue {
+    List(Vec<String>),
+    One(String),
+}
+
+impl AdditionalClaims for GroupsClaim {}
+
+impl GroupsClaim {
+    fn into_groups(self) -> Vec<String> {
+        match self.groups {
+            Some(GroupsValue::List(groups)) => groups,
+            Some(GroupsValue::One(group)) => vec![group],
+            None => Vec::new(),
+        }
+    }
+}
+
+type IdTokenFields = openidconnect::IdTokenFields<
+    GroupsClaim,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type TokenResponse = StandardTokenResponse<IdTokenFields, CoreTokenType>;
+type OidcClient = openidconnect::Client<
+    GroupsClaim,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    TokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Static settings of the provider client.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// The issuer, exactly as it appears in ID tokens.
+    pub issuer: String,
+    /// This client's id.
+    pub client_id: String,
+    /// This client's secret.
+    pub client_secret: String,
+    /// `<public_url>/oauth2/callback`.
+    pub redirect_uri: Url,
+    /// Where the provider sends the browser after sign-out.
+    pub post_logout_redirect_uri: Url,
+    /// Scopes requested at login.
+    pub scopes: Vec<String>,
+    /// Reject accounts whose `email_verified` is not `true`.
+    pub require_email_verified: bool,
+    /// Tolerated clock difference for `exp` and `iat`.
+    pub clock_leeway: Duration,
+    /// Timeout of each call to the provider.
+    pub http_timeout: Duration,
+}
+
+/// What discovery found.
+struct Discovered {
+    client: OidcClient,
+    end_session_endpoint: Option<EndSessionUrl>,
+    loaded_at: Instant,
+}
+
+/// A started authorization request: where to send the browser and the
+/// secrets to keep until the callback.
+pub struct AuthorizationRequest {
+    /// The provider's authorization URL with all parameters.
+    pub url: Url,
+    /// The `state` parameter.
+    pub state: String,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub pkce_verifier: String,
+}
+
+/// The verified result of a completed login.
+pub struct LoginResult {
+    /// Who signed in.
+    pub identity: Identity,
+    /// The raw ID token.
+    pub id_token: String,
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token, if issued.
+    pub refresh_token: Option<String>,
+    /// The `sid` claim, if present.
+    pub provider_session_id: Option<String>,
+}
+
+/// The OpenID provider client with its discovered metadata.
+pub struct Provider {
+    settings: ProviderSettings,
+    http: reqwest::Client,
+    discovered: RwLock<Option<Arc<Discovered>>>,
+    discovery_lock: tokio::sync::Mutex<()>,
+}
+
+impl Provider {
+    /// Creates the client; nothing is fetched until first use.
+    pub fn new(settings: ProviderSettings) -> Result<Self, ProviderError> {
+        // Redirects are not followed, so a provider cannot point portcullis
+        // at an internal address (openidconnect's advice against SSRF).
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.http_timeout)
+            .build()
+            .map_err(|e| ProviderError::Discovery(format!("cannot build HTTP client: {e}")))?;
+        Ok(Provider {
+            settings,
+            http,
+            discovered: RwLock::new(None),
+            discovery_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The static settings.
+    pub fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    /// Tells whether discovery has succeeded at least once.
+    pub fn is_discovered(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Time since the metadata was last loaded, if it was.
+    pub fn metadata_age(&self) -> Option<Duration> {
+        self.current().map(|d| d.loaded_at.elapsed())
+    }
+
+    fn current(&self) -> Option<Arc<Discovered>> {
+        self.discovered
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Returns the discovered metadata, loading it first if needed. Concurrent
+    /// callers share one discovery request.
+    async fn discovered(&self) -> Result<Arc<Discovered>, ProviderError> {
+        if let Some(found) = self.current() {
+            return Ok(found);
+        }
+        let _guard = self.discovery_lock.lock().await;
+        if let Some(found) = self.current() {
+            return Ok(found);
+        }
+        self.load().await
+    }
+
+    /// Loads discovery metadata and JWKS again and replaces the cached copy.
+    pub async fn reload(&self) -> Result<(), ProviderError> {
+        self.load().await.map(drop)
+    }
+
+    async fn load(&self) -> Result<Arc<Discovered>, ProviderError> {
+        let issuer = IssuerUrl::new(self.settings.issuer.clone())
+            .map_err(|e| ProviderError::Discovery(format!("invalid issuer: {e}")))?;
+        let timeout = self.settings.http_timeout;
+        let metadata = tokio::time::timeout(
+            timeout * 2,
+            ProviderMetadataWithLogout::discover_async(issuer, &self.http),
+        )
+        .await
+        .map_err(|_| ProviderError::Timeout(timeout * 2))?
+        .map_err(|e| ProviderError::Discovery(error_chain(&e)))?;
+        let end_session_endpoint = metadata.additional_metadata().end_session_endpoint.clone();
+        let client = OidcClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            Some(ClientSecret::new(self.settings.client_secret.clone())),
+        )
+        .set_redirect_uri(RedirectUrl::from_url(self.settings.redirect_uri.clone()));
+        let found = Arc::new(Discovered {
+            client,
+            end_session_endpoint,
+            loaded_at: Instant::now(),
+        });
+        *self
+            .discovered
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found.clone());
+        Ok(found)
+    }
+
+    /// Builds an authorization request with PKCE S256, `state` and `nonce`.
+    pub async fn authorization_request(&self) -> Result<AuthorizationRequest, ProviderError> {
+        let discovered = self.discovered().await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = discovered.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in &self.settings.scopes {
+            if scope != "openid" {
+                request = request.add_scope(Scope::new(scope.clone()));
+            }
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        Ok(AuthorizationRequest {
+            url,
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        })
+    }
+
+    /// Exchanges an authorization code and verifies the ID token against the
+    /// provider's keys, the issuer, the audience, the time claims and `nonce`.
+    pub async fn complete_login(
+        &self,
+        code: String,
+        pkce_verifier: String,
+        nonce: &str,
+    ) -> Result<LoginResult, ProviderError> {
+        let discovered = self.discovered().await?;
+        let request = discovered
+            .client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| ProviderError::TokenRequest(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier));
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| ProviderError::TokenRequest(error_chain(&e)))?;
+        let id_token = response.id_token().ok_or(ProviderError::MissingIdToken)?;
+
+        let leeway = chrono_leeway(self.settings.clock_leeway);
+        let verifier = discovered
+            .client
+            .id_token_verifier()
+            .set_time_fn(move || chrono::Utc::now() - leeway)
+            .set_issue_time_verifier_fn(move |issued_at| {
+                if issued_at > chrono::Utc::now() + leeway {
+                    Err(format!("issued in the future ({issued_at})"))
+                } else {
+                    Ok(())
+                }
+            });
+        let claims = id_token
+            .claims(&verifier, &Nonce::new(nonce.to_owned()))
+            .map_err(|e| ProviderError::InvalidIdToken(e.to_string()))?;
+        if self.settings.require_email_verified && claims.email_verified() != Some(true) {
+            return Err(ProviderError::EmailNotVerified);
+        }
+        let identity = Identity {
+            subject: claims.subject().as_str().to_owned(),
+            email: claims.email().map(|e| e.as_str().to_owned()),
+            preferred_username: claims.preferred_username().map(|u| u.as_str().to_owned()),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned()),
+            groups: claims.additional_claims().clone().into_groups(),
+        };
+        let provider_session_id = session_id_claim(&id_token.to_string());
+        Ok(LoginResult {
+            identity,
+            id_token: id_token.to_string(),
+            access_token: response.access_token().secret().clone(),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            provider_session_id,
+        })
+    }
+
+    /// The provider's `end_session_endpoint` with `id_token_hint`, `client_id`
+    /// and `post_logout_redirect_uri`, when the provider has one.
+    pub async fn end_session_url(&self, id_token: &str) -> Option<Url> {
+        let discovered = self.discovered().await.ok()?;
+        let endpoint = discovered.end_session_endpoint.as_ref()?;
+        let mut url = endpoint.url().clone();
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token)
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair(
+                "post_logout_redirect_uri",
+                self.settings.post_logout_redirect_uri.as_str(),
+            );
+        Some(url)
+    }
+}
+
+fn chrono_leeway(leeway: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(leeway).unwrap_or(chrono::TimeDelta::seconds(60))
+}
+
+/// Reads the `sid` claim from an ID token whose signature was already
+/// verified. `openidconnect` has no accessor for it.
+fn session_id_claim(jwt: &str) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sid")?.as_str().map(str::to_owned)
+}
+
+/// Formats an error with its sources, because `openidconnect` puts the useful
+/// part (the HTTP status, the provider's `error`) in the cause.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

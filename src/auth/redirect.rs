@@ -1,0 +1,148 @@
+//! Validation of post-login targets (`rd`, and the page first requested).
+//!
+//! Only same-origin targets are accepted, because anything else turns the
+//! login into an open redirect. A target is kept only when it is certainly a
+//! path on this origin as every browser parses it; everything else becomes
+//! `/`.
+
+use url::Url;
+
+/// Longest accepted target, in bytes; longer values are dropped rather than
+/// carried through the login flow.
+const MAX_TARGET_LEN: usize = 2048;
+
+/// Where a login ends when the requested target is not acceptable.
+pub const DEFAULT_TARGET: &str = "/";
+
+/// Returns `target` as a path (with query) on `public_url`'s origin, or `/`
+/// when it is not one.
+///
+/// Accepted: a path starting with a single `/`, or an absolute URL with
+/// exactly the origin of `public_url`. Rejected: scheme-relative forms
+/// (`//host`, `/\host`), backslashes, control characters and whitespace (raw
+/// or percent-encoded, which browsers strip or fold), other schemes, other
+/// hosts and ports, and paths under `/oauth2/`, which would loop.
+pub fn safe_return_target(target: &str, public_url: &Url) -> String {
+    validate_target(target, public_url).unwrap_or_else(|| DEFAULT_TARGET.to_owned())
+}
+
+fn validate_target(target: &str, public_url: &Url) -> Option<String> {
+    if target.is_empty() || target.len() > MAX_TARGET_LEN {
+        return None;
+    }
+    if !target.bytes().all(|b| b.is_ascii_graphic()) || target.contains('\\') {
+        return None;
+    }
+    let path = if target.starts_with('/') {
+        target.to_owned()
+    } else {
+        same_origin_path(target, public_url)?
+    };
+    is_plain_path(&path).then_some(path)
+}
+
+/// Converts an absolute URL on `public_url`'s origin to its path and query.
+fn same_origin_path(target: &str, public_url: &Url) -> Option<String> {
+    let url = Url::parse(target).ok()?;
+    if url.origin() != public_url.origin() || !url.username().is_empty() || url.password().is_some()
+    {
+        return None;
+    }
+    let mut path = url.path().to_owned();
+    if let Some(query) = url.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    Some(path)
+}
+
+/// Checks that a value starting with `/` can only be read as a path on this
+/// origin.
+fn is_plain_path(path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
+    let starts_like_authority = |bytes: &[u8]| {
+        bytes.len() >= 2 && bytes[0] == b'/' && (bytes[1] == b'/' || bytes[1] == b'\\')
+    };
+    let path_only = path.split(['?', '#']).next().unwrap_or_default();
+    path.starts_with('/')
+        && !starts_like_authority(path.as_bytes())
+        && !starts_like_authority(&decoded)
+        && !decoded
+            .iter()
+            .any(|b| b.is_ascii_control() || *b == b'\\' || *b == b' ')
+        && !path_only.starts_with("/oauth2/")
+        && path_only != "/oauth2"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn public_url() -> Url {
+        Url::parse("https://dash.example.com").expect("valid URL")
+    }
+
+    #[test]
+    fn accepted_targets() {
+        let cases = [
+            ("/", "/"),
+            ("/reports", "/reports"),
+            ("/reports?id=7&tab=a", "/reports?id=7&tab=a"),
+            ("/a/b/c#frag", "/a/b/c#frag"),
+            ("/search?q=%2F%2Fx", "/search?q=%2F%2Fx"),
+            ("https://dash.example.com/x?y=1", "/x?y=1"),
+            ("https://dash.example.com:443/x", "/x"),
+            ("/oauth2x", "/oauth2x"),
+        ];
+        for (target, expected) in cases {
+            assert_eq!(
+                safe_return_target(target, &public_url()),
+                expected,
+                "target {target:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejected_targets_end_at_root() {
+        let long = format!("/{}", "a".repeat(MAX_TARGET_LEN));
+        let cases = [
+            "",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/%2F/evil.example",
+            "/%2fevil.example",
+            "/%5Cevil.example",
+            "/%5cevil.example",
+            "https://evil.example/",
+            "http://dash.example.com/",
+            "https://dash.example.com:8443/",
+            "https://dash.example.com.evil.example/",
+            "https://user@dash.example.com/",
+            "https://dash.example.com@evil.example/",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "evil.example",
+            " /x",
+            "/x y",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/%0d%0aSet-Cookie:x=1",
+            "/x\r\nLocation: //evil.example",
+            "/ünicode",
+            "/oauth2/start",
+            "/oauth2/sign_out?x=1",
+            "/oauth2",
+            &long,
+        ];
+        for target in cases {
+            assert_eq!(
+                safe_return_target(target, &public_url()),
+                DEFAULT_TARGET,
+                "target {target:?} was accepted"
+            );
+        }
+    }
+}

@@ -1,0 +1,599 @@
+//! Typed configuration: a TOML file, then `PORTCULLIS_<SECTION>__<KEY>`
+//! environment overrides, then secrets read from files, then validation.
+//!
+//! Every error names the key it is about (`oidc.issuer: ...`), so
+//! `portcullis check-config` can tell an operator exactly what to fix.
+//! Unknown keys are rejected, whether they come from the file or from the
+//! environment, because a misspelt key that is silently ignored leaves a
+//! security setting at its default.
+
+mod de;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "PORTCULLIS_";
+
+/// The top-level tables of the configuration.
+const SECTIONS: &[&str] = &["server", "upstream", "oidc", "session", "log"];
+
+/// Errors while loading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file that was requested.
+        path: PathBuf,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file that was parsed.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key is unknown, has the wrong type or an invalid value.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Dotted path of the key, such as `session.ttl`.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration of one portcullis process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners and the public address.
+    pub server: ServerConfig,
+    /// The dashboard that portcullis protects.
+    pub upstream: UpstreamConfig,
+    /// The OpenID provider.
+    pub oidc: OidcConfig,
+    /// Session storage and the session cookie.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`: listeners, public address and shutdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the proxy listener that browsers reach.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The URL browsers use to reach portcullis. Redirect URIs are built from
+    /// it, never from request headers, so a client cannot steer them.
+    pub public_url: Url,
+    /// Address of the admin listener (`/livez`, `/readyz`); keep it off the
+    /// public network.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Worker threads of the proxy listener.
+    #[serde(default = "default_threads", deserialize_with = "de::number")]
+    pub threads: usize,
+    /// After SIGTERM, in-flight requests get this long to finish. Kubernetes
+    /// sends SIGKILL 30 s after SIGTERM by default, so keep the sum of this and
+    /// `shutdown_timeout` below the pod's `terminationGracePeriodSeconds`.
+    #[serde(default = "default_grace_period", with = "humantime_serde")]
+    pub grace_period: Duration,
+    /// After the grace period, background tasks get this long to stop.
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+/// `[upstream]`: the protected dashboard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Base URL of the dashboard, plain `http://host:port`.
+    pub url: Url,
+    /// Time allowed to open a TCP connection to the dashboard.
+    #[serde(default = "default_upstream_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+/// `[oidc]`: the OpenID provider and this client's registration with it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Issuer URL, exactly as the provider writes it in its ID tokens; the
+    /// discovery document is read from `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// Client id registered at the provider.
+    pub client_id: String,
+    /// Client secret; prefer `client_secret_file` or the
+    /// `PORTCULLIS_OIDC__CLIENT_SECRET` environment variable.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// File whose contents (trailing newline trimmed) is the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Where the provider sends the browser after sign-out; register it at
+    /// the provider. Default: `server.public_url`.
+    #[serde(default)]
+    pub post_logout_redirect_uri: Option<Url>,
+    /// Scopes requested at login; `openid` is always added.
+    #[serde(default = "default_scopes", deserialize_with = "de::string_list")]
+    pub scopes: Vec<String>,
+    /// Reject ID tokens whose `email_verified` claim is not `true`.
+    #[serde(default = "default_true", deserialize_with = "de::boolean")]
+    pub require_email_verified: bool,
+    /// Tolerated clock difference with the provider when checking `exp` and
+    /// `iat`.
+    #[serde(default = "default_clock_leeway", with = "humantime_serde")]
+    pub clock_leeway: Duration,
+    /// Timeout of each call to the provider (discovery, JWKS, token).
+    #[serde(default = "default_oidc_timeout", with = "humantime_serde")]
+    pub http_timeout: Duration,
+}
+
+/// Where sessions are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    /// Redis: shared by every replica, survives restarts of portcullis.
+    Redis,
+    /// This process's memory: one replica only, lost on restart.
+    Memory,
+}
+
+/// `[session]`: session storage and the session cookie.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Session store.
+    #[serde(default = "default_store")]
+    pub store: SessionStoreKind,
+    /// Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS).
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// File whose contents is the Redis URL, for URLs that carry a password.
+    #[serde(default)]
+    pub redis_url_file: Option<PathBuf>,
+    /// Time allowed for one Redis command before the request gets 503.
+    #[serde(default = "default_redis_timeout", with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// Name of the session cookie.
+    #[serde(default = "default_cookie_name")]
+    pub cookie_name: String,
+    /// Mark cookies `Secure`. Turn off only for plain-HTTP trials on loopback.
+    #[serde(default = "default_true", deserialize_with = "de::boolean")]
+    pub cookie_secure: bool,
+    /// Sessions end this long after login.
+    #[serde(default = "default_session_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Keys that sign the session cookie, each at least 32 characters. The
+    /// first signs; all verify. Empty means one random key per process start,
+    /// which logs everyone out on restart.
+    #[serde(default, deserialize_with = "de::string_list")]
+    pub cookie_keys: Vec<String>,
+    /// File with one cookie key per line, read in addition to `cookie_keys`.
+    #[serde(default)]
+    pub cookie_keys_file: Option<PathBuf>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Text,
+}
+
+/// `[log]`: log format and verbosity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `portcullis=debug,info`; the
+    /// `RUST_LOG` environment variable, when set, wins.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            store: default_store(),
+            redis_url: None,
+            redis_url_file: None,
+            redis_timeout: default_redis_timeout(),
+            cookie_name: default_cookie_name(),
+            cookie_secure: true,
+            ttl: default_session_ttl(),
+            cookie_keys: Vec::new(),
+            cookie_keys_file: None,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".to_owned()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".to_owned()
+}
+fn default_threads() -> usize {
+    2
+}
+fn default_grace_period() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_upstream_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_clock_leeway() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_oidc_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_store() -> SessionStoreKind {
+    SessionStoreKind::Memory
+}
+fn default_redis_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_cookie_name() -> String {
+    "_portcullis".to_owned()
+}
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Json
+}
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+/// Minimum length of a cookie signing key, in bytes.
+const MIN_COOKIE_KEY_LEN: usize = 32;
+
+/// The configuration after secrets were read and values checked, ready to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The configuration as written, with overrides applied.
+    pub config: Config,
+    /// Resolved address of the proxy listener.
+    pub listen: SocketAddr,
+    /// Resolved address of the admin listener.
+    pub admin_listen: SocketAddr,
+    /// Resolved address of the dashboard.
+    pub upstream_addr: SocketAddr,
+    /// The client secret, from the file or the configuration.
+    pub client_secret: String,
+    /// The Redis URL when the store is Redis.
+    pub redis_url: Option<String>,
+    /// Cookie signing keys, the signing key first; empty means generate one.
+    pub cookie_keys: Vec<Vec<u8>>,
+}
+
+/// Reads `path`, applies the process environment's overrides, reads secret
+/// files and validates the result.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    load_with_env(path, &env)
+}
+
+/// Like [`load`], with the environment given explicitly (for tests).
+pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut document: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    apply_env_overrides(&mut document, env)?;
+    let config = parse_document(document)?;
+    validate(config)
+}
+
+/// Parses an already-merged TOML table into a [`Config`], naming the
+/// offending key on error.
+fn parse_document(document: toml::Table) -> Result<Config, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(document)).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.inner().message().to_owned();
+        if key == "." {
+            ConfigError::invalid("(top level)", message)
+        } else {
+            ConfigError::invalid(&key, message)
+        }
+    })
+}
+
+/// Sets `section.key` for every `PORTCULLIS_SECTION__KEY` variable. Values
+/// are inserted as strings; typed fields parse them.
+fn apply_env_overrides(
+    document: &mut toml::Table,
+    env: &[(String, String)],
+) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            if let Some(section) = SECTIONS.iter().find(|s| {
+                rest.to_ascii_lowercase()
+                    .strip_prefix(*s)
+                    .is_some_and(|tail| tail.starts_with('_'))
+            }) {
+                return Err(ConfigError::invalid(
+                    name,
+                    format!(
+                        "an override needs two underscores between section and key, as in PORTCULLIS_{}__<KEY>",
+                        section.to_ascii_uppercase()
+                    ),
+                ));
+            }
+            continue;
+        };
+        let section = section.to_ascii_lowercase();
+        let key = key.to_ascii_lowercase();
+        let table = document
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(table) = table else {
+            return Err(ConfigError::invalid(&section, "must be a table"));
+        };
+        table.insert(key, toml::Value::String(value.clone()));
+    }
+    Ok(())
+}
+
+/// Reads secret files, resolves addresses and checks values that serde
+/// cannot check alone.
+fn validate(config: Config) -> Result<Settings, ConfigError> {
+    let listen = resolve_address("server.listen", &config.server.listen)?;
+    let admin_listen = resolve_address("server.admin_listen", &config.server.admin_listen)?;
+    if listen == admin_listen {
+        return Err(ConfigError::invalid(
+            "server.admin_listen",
+            "must differ from server.listen, because the admin endpoints must not be reachable on the proxy port",
+        ));
+    }
+    validate_public_url(&config.server.public_url)?;
+    if config.server.threads == 0 {
+        return Err(ConfigError::invalid("server.threads", "must be at least 1"));
+    }
+    let upstream_addr = validate_upstream_url(&config.upstream.url)?;
+    validate_issuer(&config.oidc.issuer)?;
+    if config.oidc.client_id.is_empty() {
+        return Err(ConfigError::invalid("oidc.client_id", "must not be empty"));
+    }
+    let client_secret = read_client_secret(&config.oidc)?;
+    let redis_url = read_redis_url(&config.session)?;
+    let cookie_keys = read_cookie_keys(&config.session)?;
+    validate_cookie_name(&config.session.cookie_name)?;
+    if config.session.ttl < Duration::from_secs(60) {
+        return Err(ConfigError::invalid("session.ttl", "must be at least 1m"));
+    }
+    Ok(Settings {
+        config,
+        listen,
+        admin_listen,
+        upstream_addr,
+        client_secret,
+        redis_url,
+        cookie_keys,
+    })
+}
+
+fn resolve_address(key: &str, address: &str) -> Result<SocketAddr, ConfigError> {
+    address
+        .to_socket_addrs()
+        .map_err(|e| ConfigError::invalid(key, format!("invalid address {address:?}: {e}")))?
+        .next()
+        .ok_or_else(|| ConfigError::invalid(key, format!("{address:?} resolves to no address")))
+}
+
+fn validate_public_url(url: &Url) -> Result<(), ConfigError> {
+    const KEY: &str = "server.public_url";
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(KEY, "must be an http or https URL"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::invalid(
+            KEY,
+            "must be an origin such as https://dashboard.example.com, without a path, query or fragment",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_upstream_url(url: &Url) -> Result<SocketAddr, ConfigError> {
+    const KEY: &str = "upstream.url";
+    if url.scheme() != "http" {
+        return Err(ConfigError::invalid(
+            KEY,
+            "must be a plain http:// URL; portcullis reaches the dashboard inside the pod or cluster network",
+        ));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| ConfigError::invalid(KEY, "has no host"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    resolve_address(KEY, &format!("{}{port}", host_port_prefix(host)))
+}
+
+/// Formats `host` for a `host:port` string, bracketing IPv6 literals.
+fn host_port_prefix(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:")
+    } else {
+        format!("{host}:")
+    }
+}
+
+fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
+    let url = Url::parse(issuer)
+        .map_err(|e| ConfigError::invalid("oidc.issuer", format!("invalid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            "oidc.issuer",
+            "must be an http or https URL",
+        ));
+    }
+    Ok(())
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn read_client_secret(oidc: &OidcConfig) -> Result<String, ConfigError> {
+    let secret = match (&oidc.client_secret, &oidc.client_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "oidc.client_secret_file",
+                "set either oidc.client_secret or oidc.client_secret_file, not both",
+            ))
+        }
+        (Some(secret), None) => secret.clone(),
+        (None, Some(path)) => read_secret_file("oidc.client_secret_file", path)?,
+        (None, None) => {
+            return Err(ConfigError::invalid(
+                "oidc.client_secret",
+                "missing; set it, oidc.client_secret_file, or PORTCULLIS_OIDC__CLIENT_SECRET",
+            ))
+        }
+    };
+    if secret.is_empty() {
+        return Err(ConfigError::invalid(
+            "oidc.client_secret",
+            "must not be empty",
+        ));
+    }
+    Ok(secret)
+}
+
+fn read_redis_url(session: &SessionConfig) -> Result<Option<String>, ConfigError> {
+    let url = match (&session.redis_url, &session.redis_url_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "session.redis_url_file",
+                "set either session.redis_url or session.redis_url_file, not both",
+            ))
+        }
+        (Some(url), None) => Some(url.clone()),
+        (None, Some(path)) => Some(read_secret_file("session.redis_url_file", path)?),
+        (None, None) => None,
+    };
+    match (session.store, url) {
+        (SessionStoreKind::Memory, _) => Ok(None),
+        (SessionStoreKind::Redis, None) => Err(ConfigError::invalid(
+            "session.redis_url",
+            "missing; session.store = \"redis\" needs a Redis URL",
+        )),
+        (SessionStoreKind::Redis, Some(url)) => {
+            // The parse error of the redis crate may echo the URL, which can
+            // carry a password, so only the scheme rule is reported.
+            if redis::parse_redis_url(&url).is_none() {
+                return Err(ConfigError::invalid(
+                    "session.redis_url",
+                    "is not a valid redis:// or rediss:// URL",
+                ));
+            }
+            Ok(Some(url))
+        }
+    }
+}
+
+fn read_cookie_keys(session: &SessionConfig) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let mut keys: Vec<(String, String)> = session
+        .cookie_keys
+        .iter()
+        .map(|key| ("session.cookie_keys".to_owned(), key.clone()))
+        .collect();
+    if let Some(path) = &session.cookie_keys_file {
+        let text = read_secret_file("session.cookie_keys_file", path)?;
+        keys.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(|line| ("session.cookie_keys_file".to_owned(), line.to_owned())),
+        );
+    }
+    keys.into_iter()
+        .map(|(key, value)| {
+            if value.len() < MIN_COOKIE_KEY_LEN {
+                Err(ConfigError::invalid(
+                    &key,
+                    format!("every key must be at least {MIN_COOKIE_KEY_LEN} characters long"),
+                ))
+            } else {
+                Ok(value.into_bytes())
+            }
+        })
+        .collect()
+}
+
+fn validate_cookie_name(name: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            "session.cookie_name",
+            "must be non-empty and use only letters, digits, '_', '-' and '.'",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+use std::io::Write;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "https://dash.example.com"
+admin_listen = "127.0.0.1:9090"
+
+[upstream]
+url = "http://127.0.0.1:3000"
+
+[oidc]
+issuer = "https://example.okta.com"
+client_id = "abc"
+client_secret = "s3cret"
+"#;
+
+fn write(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(text.as_bytes()).expect("write config");
+    file
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let file = write(text);
+    load_with_env(file.path(), &env(vars))
+}
+
+fn error_key(result: Result<Settings, ConfigError>) -> String {
+    match result {
+        Err(ConfigError::Invalid { key, .. }) => key,
+        Err(other) => panic!("expected an invalid-key error, got {other}"),
+        Ok(_) => panic!("expected an error, got a valid configuration"),
+    }
+}
+
+#[test]
+fn minimal_file_uses_defaults() {
+    let settings = load_text(MINIMAL, &[]).expect("valid configuration");
+    let config = &settings.config;
+    assert_eq!(config.session.store, SessionStoreKind::Memory);
+    assert_eq!(config.session.cookie_name, "_portcullis");
+    assert!(config.session.cookie_secure);
+    assert_eq!(config.session.ttl, Duration::from_secs(8 * 3600));
+    assert_eq!(config.oidc.scopes, ["openid", "email", "profile"]);
+    assert_eq!(settings.client_secret, "s3cret");
+    assert_eq!(settings.upstream_addr.port(), 3000);
+}
+
+#[test]
+fn environment_overrides_keys() {
+    let settings = load_text(
+        MINIMAL,
+        &[
+            ("PORTCULLIS_OIDC__CLIENT_SECRET", "from-env"),
+            ("PORTCULLIS_SESSION__COOKIE_SECURE", "false"),
+            ("PORTCULLIS_SESSION__TTL", "2h"),
+            ("PORTCULLIS_OIDC__SCOPES", "openid email groups"),
+            ("PORTCULLIS_SERVER__THREADS", "4"),
+            ("PORTCULLIS_PROFILE", "ignored: not an override"),
+            ("OTHER_VARIABLE", "ignored"),
+        ],
+    )
+    .expect("valid configuration");
+    assert_eq!(settings.client_secret, "from-env");
+    assert!(!settings.config.session.cookie_secure);
+    assert_eq!(settings.config.session.ttl, Duration::from_secs(7200));
+    assert_eq!(settings.config.oidc.scopes, ["openid", "email", "groups"]);
+    assert_eq!(settings.config.server.threads, 4);
+}
+
+#[test]
+fn secrets_from_files() {
+    let secret = write("file-secret\n");
+    let keys = write(&format!("{}\n\n{}\n", "k".repeat(32), "j".repeat(40)));
+    let text = MINIMAL.replace(
+        "client_secret = \"s3cret\"",
+        &format!(
+            "client_secret_file = {:?}\n[session]\ncookie_keys_file = {:?}",
+            secret.path(),
+            keys.path()
+        ),
+    );
+    let settings = load_text(&text, &[]).expect("valid configuration");
+    assert_eq!(settings.client_secret, "file-secret");
+    assert_eq!(settings.cookie_keys.len(), 2);
+    assert_eq!(settings.cookie_keys[0], "k".repeat(32).into_bytes());
+}
+
+#[test]
+fn invalid_values_name_their_key() {
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (format!("{MINIMAL}\nunknown = 1"), vec![], "oidc.unknown"),
+        (format!("unknown = 1\n{MINIMAL}"), vec![], "unknown"),
+        (
+            MINIMAL.replace("[upstream]", "[upstream]\nurll = \"x\""),
+            vec![],
+            "upstream.urll",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_OIDC__CLIENT_SECRETT", "x")],
+            "oidc.client_secrett",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_OIDC_CLIENT_SECRET", "x")],
+            "PORTCULLIS_OIDC_CLIENT_SECRET",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__TTL", "soon")],
+            "session.ttl",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__TTL", "10s")],
+            "session.ttl",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__COOKIE_SECURE", "maybe")],
+            "session.cookie_secure",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__STORE", "disk")],
+            "session.store",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__STORE", "redis")],
+            "session.redis_url",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![
+                ("PORTCULLIS_SESSION__STORE", "redis"),
+                ("PORTCULLIS_SESSION__REDIS_URL", "http://x"),
+            ],
+            "session.redis_url",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__COOKIE_KEYS", "short")],
+            "session.cookie_keys",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__COOKIE_NAME", "a b")],
+            "session.cookie_name",
+        ),
+        (
+            MINIMAL.replace("\"127.0.0.1:8080\"", "\"nonsense\""),
+            vec![],
+            "server.listen",
+        ),
+        (
+            MINIMAL.replace("127.0.0.1:9090", "127.0.0.1:8080"),
+            vec![],
+            "server.admin_listen",
+        ),
+        (
+            MINIMAL.replace("https://dash.example.com", "https://dash.example.com/app"),
+            vec![],
+            "server.public_url",
+        ),
+        (
+            MINIMAL.replace("https://dash.example.com", "ftp://dash"),
+            vec![],
+            "server.public_url",
+        ),
+        (
+            MINIMAL.replace("http://127.0.0.1:3000", "https://127.0.0.1:3000"),
+            vec![],
+            "upstream.url",
+        ),
+        (
+            MINIMAL.replace("https://example.okta.com", "not a url"),
+            vec![],
+            "oidc.issuer",
+        ),
+        (
+            MINIMAL.replace("client_id = \"abc\"", "client_id = \"\""),
+            vec![],
+            "oidc.client_id",
+        ),
+        (
+            MINIMAL.replace("client_secret = \"s3cret\"", ""),
+            vec![],
+            "oidc.client_secret",
+        ),
+        (
+            MINIMAL.replace(
+                "[oidc]",
+                "[oidc]\nclient_secret_file = \"/nonexistent/secret\"",
+            ),
+            vec![],
+            "oidc.client_secret_file",
+        ),
+        (
+            MINIMAL.replace("[server]", "[server]\nthreads = 0"),
+            vec![],
+            "server.threads",
+        ),
+    ];
+    for (text, vars, expected_key) in cases {
+        assert_eq!(
+            error_key(load_text(&text, &vars)),
+            expected_key,
+            "vars {vars:?}"
+        );
+    }
+}
+
+#[test]
+fn missing_section_is_reported() {
+    let text = MINIMAL.replace("[upstream]\nurl = \"http://127.0.0.1:3000\"", "");
+    let error = load_text(&text, &[]).expect_err("an error");
+    assert!(error.to_string().contains("upstream"), "{error}");
+}
+
+#[test]
+fn syntax_error_is_reported() {
+    let error = load_text("[server\n", &[]).expect_err("an error");
+    assert!(matches!(error, ConfigError::Syntax { .. }), "{error}");
+}
+
+#[test]
+fn example_files_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["config/portcullis.example.toml", "config/quickstart.toml"] {
+        let path = root.join(name);
+        let vars = env(&[("PORTCULLIS_OIDC__CLIENT_SECRET", "from-env")]);
+        if let Err(error) = load_with_env(&path, &vars) {
+            panic!("{name}: {error}");
+        }
+    }
+}

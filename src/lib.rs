@@ -1,0 +1,30 @@
+//! portcullis: an authentication sidecar on Cloudflare's Pingora that puts
+//! OpenID Connect single sign-on in front of a web dashboard.
+//!
+//! # Layout
+//!
+//! | module | owns | called from |
+//! | --- | --- | --- |
+//! | [`config`] | TOML configuration, `PORTCULLIS_<SECTION>__<KEY>` overrides, secrets from files, validation | `main` |
+//! | [`server`] | assembling the Pingora server: proxy and admin listeners, discovery task | `main` |
+//! | [`proxy`] | the `ProxyHttp` hooks, path normalisation and routing, identity headers | Pingora, every phase |
+//! | [`auth`] | OIDC discovery, login (state, nonce, PKCE), callback, sign-out, session lookup | `request_filter` |
+//! | [`session`] | the `Session` model, the `SessionStore` trait (Redis, memory), the cookie codec | [`auth`] |
+//! | [`web`] | cookie parsing and local responses (redirects, pages, JSON errors) | [`auth`], [`proxy`] |
+//! | [`admin`] | `/livez` and `/readyz` on the admin listener | Pingora admin service |
+//! | [`logging`] | `tracing` set-up, JSON or text, with Pingora's `log` records bridged in | `main` |
+//!
+//! A request on the proxy listener is classified on its normalised path in
+//! `request_filter`: `/oauth2/*` is answered by [`auth`]; anything else needs
+//! a session, or gets a redirect to the provider (browser navigation) or 401
+//! (API call). `upstream_request_filter` then strips client-sent identity
+//! headers and portcullis's cookies and sets the verified identity.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod logging;
+pub mod proxy;
+pub mod server;
+pub mod session;
+pub mod web;

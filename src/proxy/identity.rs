@@ -1,0 +1,160 @@
+//! Identity headers: every client-sent variant is removed, then the verified
+//! values are set, on every request that reaches the dashboard.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::session::Identity;
+
+/// Verified user id (the `sub` claim).
+pub const USER: &str = "x-forwarded-user";
+/// Verified email address.
+pub const EMAIL: &str = "x-forwarded-email";
+/// Verified groups, comma-separated.
+pub const GROUPS: &str = "x-forwarded-groups";
+/// Verified `preferred_username`.
+pub const PREFERRED_USERNAME: &str = "x-forwarded-preferred-username";
+
+/// Headers that carry identity to the dashboard, or that other auth proxies
+/// use for it, so a dashboard reading any of them cannot be fooled.
+const OWNED_HEADERS: &[&str] = &[
+    USER,
+    EMAIL,
+    GROUPS,
+    PREFERRED_USERNAME,
+    "x-forwarded-access-token",
+    "x-remote-user",
+    "remote-user",
+];
+
+/// Prefixes of identity headers set by other auth proxies.
+const OWNED_PREFIXES: &[&str] = &["x-auth-request-"];
+
+/// Tells whether `name` is an identity header in any spelling: header names
+/// are case-insensitive, and some servers read `_` as `-`.
+pub fn is_identity_header(name: &str) -> bool {
+    let canonical = name.to_ascii_lowercase().replace('_', "-");
+    OWNED_HEADERS.contains(&canonical.as_str())
+        || OWNED_PREFIXES.iter().any(|p| canonical.starts_with(p))
+}
+
+/// Removes every identity header from `headers` and returns the names
+/// removed, for a debug log line.
+pub fn strip_identity_headers(headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_identity_header(name.as_str()))
+        .cloned()
+        .collect();
+    names.dedup();
+    names
+}
+
+/// The identity headers to set for `identity`, in order. Values that are not
+/// valid header values (control characters) are dropped rather than sent
+/// mangled.
+pub fn identity_headers(identity: &Identity) -> Vec<(&'static str, HeaderValue)> {
+    let values = [
+        (USER, Some(identity.subject.clone())),
+        (EMAIL, identity.email.clone()),
+        (
+            GROUPS,
+            (!identity.groups.is_empty()).then(|| identity.groups.join(",")),
+        ),
+        (PREFERRED_USERNAME, identity.preferred_username.clone()),
+    ];
+    values
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = HeaderValue::from_str(&value?).ok()?;
+            Some((name, value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_header_spellings() {
+        let owned = [
+            "X-Forwarded-User",
+            "x-forwarded-user",
+            "X_FORWARDED_USER",
+            "x_forwarded-email",
+            "X-Forwarded_Groups",
+            "x-forwarded-preferred-username",
+            "X_Forwarded_Preferred_Username",
+            "x-auth-request-email",
+            "X_AUTH_REQUEST_USER",
+            "remote-user",
+            "Remote_User",
+            "x-forwarded-access-token",
+        ];
+        for name in owned {
+            assert!(is_identity_header(name), "{name} was not recognised");
+        }
+        let other = [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-forwarded-users",
+            "forwarded",
+            "user-agent",
+            "cookie",
+        ];
+        for name in other {
+            assert!(!is_identity_header(name), "{name} was treated as identity");
+        }
+    }
+
+    #[test]
+    fn strip_finds_every_variant() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x-forwarded-user",
+            "x_forwarded_user",
+            "x-forwarded-email",
+            "accept",
+        ] {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("valid name"),
+                HeaderValue::from_static("v"),
+            );
+        }
+        headers.append("x-forwarded-user", HeaderValue::from_static("second"));
+        let stripped = strip_identity_headers(&headers);
+        assert_eq!(stripped.len(), 3, "{stripped:?}");
+        assert!(!stripped.iter().any(|n| n == "accept"));
+    }
+
+    #[test]
+    fn headers_from_identity() {
+        let identity = Identity {
+            subject: "alice".into(),
+            email: Some("alice@example.test".into()),
+            preferred_username: None,
+            name: Some("Alice".into()),
+            groups: vec!["admins".into(), "engineering".into()],
+        };
+        let headers = identity_headers(&identity);
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(find(USER), Some(HeaderValue::from_static("alice")));
+        assert_eq!(
+            find(GROUPS),
+            Some(HeaderValue::from_static("admins,engineering"))
+        );
+        assert_eq!(find(PREFERRED_USERNAME), None);
+        let bad = Identity {
+            subject: "x\ny".into(),
+            groups: vec![],
+            ..identity
+        };
+        assert!(identity_headers(&bad).iter().all(|(n, _)| *n != USER));
+    }
+}

@@ -1,0 +1,313 @@
+//! The Pingora `ProxyHttp` implementation. Each hook is a short table of
+//! contents; the work happens in [`route`], [`identity`], the login flow in
+//! [`crate::auth`] and the local responses in [`crate::web`].
+
+pub mod identity;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use http::{HeaderMap, StatusCode};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource};
+
+use crate::auth::login::store_unavailable_page;
+use crate::auth::{Auth, Authenticated};
+use crate::session::Identity;
+use crate::web::{cookies, LocalResponse};
+use route::Route;
+
+/// The proxy service: one per process, shared by all worker threads.
+pub struct Portcullis {
+    auth: Arc<Auth>,
+    upstream: SocketAddr,
+    connect_timeout: Duration,
+}
+
+/// Per-request state carried between the hooks.
+pub struct RequestContext {
+    started: Instant,
+    request_id: String,
+    route: Option<Route>,
+    identity: Option<Arc<Identity>>,
+    /// A re-issued session cookie to add to the upstream's response.
+    set_cookie: Option<String>,
+}
+
+/// What `request_filter` decided.
+pub enum Decision {
+    /// Forward to the dashboard.
+    Forward,
+    /// Answer locally with this response.
+    Respond(LocalResponse),
+}
+
+impl Portcullis {
+    /// Creates the proxy for the dashboard at `upstream`.
+    pub fn new(auth: Arc<Auth>, upstream: SocketAddr, connect_timeout: Duration) -> Self {
+        Portcullis {
+            auth,
+            upstream,
+            connect_timeout,
+        }
+    }
+
+    /// Routes one request: login endpoints are answered here, everything else
+    /// needs a valid session before it is forwarded.
+    pub async fn decide(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Decision {
+        let path = match route::normalise_path(request.uri.path()) {
+            Ok(path) => path,
+            Err(error) => {
+                return Decision::Respond(LocalResponse::page(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    &error.to_string(),
+                    None,
+                ))
+            }
+        };
+        let route = route::classify(&path);
+        ctx.route = Some(route);
+        let headers = &request.headers;
+        let query = request.uri.query();
+        match route {
+            Route::LoginStart => {
+                let target = start_target(query);
+                Decision::Respond(self.auth.start_login(headers, &target).await)
+            }
+            Route::Callback => Decision::Respond(self.auth.finish_login(headers, query).await),
+            Route::SignOut => Decision::Respond(self.auth.sign_out(headers).await),
+            Route::UnknownOAuth2 => Decision::Respond(LocalResponse::page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such sign-in endpoint.",
+                None,
+            )),
+            Route::Upstream => self.require_session(request, ctx).await,
+        }
+    }
+
+    async fn require_session(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Decision {
+        match self.auth.authenticate(&request.headers).await {
+            Ok(Some(Authenticated {
+                session,
+                reissued_cookie,
+                ..
+            })) => {
+                ctx.identity = Some(Arc::new(session.identity));
+                ctx.set_cookie = reissued_cookie;
+                Decision::Forward
+            }
+            Ok(None) => Decision::Respond(self.unauthenticated(request).await),
+            Err(error) => {
+                tracing::error!(error = %error, "session store unavailable");
+                Decision::Respond(if route::is_navigation(&request.method, &request.headers) {
+                    store_unavailable_page()
+                } else {
+                    LocalResponse::json_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "session_store_unavailable",
+                        "Sessions cannot be checked right now; retry shortly.",
+                    )
+                    .with_header(http::header::RETRY_AFTER, "2")
+                })
+            }
+        }
+    }
+
+    /// A request without a valid session: a browser navigation starts a
+    /// login that returns to the same page; anything else gets 401.
+    async fn unauthenticated(&self, request: &RequestHeader) -> LocalResponse {
+        if route::is_navigation(&request.method, &request.headers) {
+            let target = request
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            return self.auth.start_login(&request.headers, &target).await;
+        }
+        LocalResponse::json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "A valid session is required; sign in at /oauth2/start.",
+        )
+        .with_header(
+            http::header::WWW_AUTHENTICATE,
+            "Cookie realm=\"portcullis\"",
+        )
+    }
+
+    /// Prepares the request for the dashboard: identity headers are removed in
+    /// every spelling and set from the verified session, and portcullis's own
+    /// cookies are removed.
+    pub fn prepare_upstream_request(&self, request: &mut RequestHeader, ctx: &RequestContext) {
+        for name in identity::strip_identity_headers(&request.headers) {
+            tracing::debug!(header = %name, request_id = %ctx.request_id, "removed client-sent identity header");
+            request.remove_header(&name);
+        }
+        if let Some(identity) = &ctx.identity {
+            for (name, value) in identity::identity_headers(identity) {
+                // insert_header cannot fail for a static name and a checked value.
+                let _ = request.insert_header(name, value);
+            }
+        }
+        let settings = self.auth.cookie_settings();
+        let names = [
+            settings.session_name.as_str(),
+            settings.binding_name.as_str(),
+        ];
+        let mut cookie_headers = HeaderMap::new();
+        for value in request.headers.get_all(http::header::COOKIE) {
+            cookie_headers.append(http::header::COOKIE, value.clone());
+        }
+        if cookies::remove_cookies(&mut cookie_headers, &names) {
+            request.remove_header(&http::header::COOKIE);
+            for value in cookie_headers.get_all(http::header::COOKIE) {
+                // append_header cannot fail for a static name and a copied value.
+                let _ = request.append_header(http::header::COOKIE, value.clone());
+            }
+        }
+    }
+}
+
+/// The target of `/oauth2/start?rd=...`; validated by the login flow.
+fn start_target(query: Option<&str>) -> String {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "rd")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+fn new_request_id() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+#[async_trait]
+impl ProxyHttp for Portcullis {
+    type CTX = RequestContext;
+
+    fn new_ctx(&self) -> RequestContext {
+        RequestContext {
+            started: Instant::now(),
+            request_id: new_request_id(),
+            route: None,
+            identity: None,
+            set_cookie: None,
+        }
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> pingora::Result<bool> {
+        match self.decide(session.req_header(), ctx).await {
+            Decision::Forward => Ok(false),
+            Decision::Respond(response) => {
+                response.send(session).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestContext,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let mut peer = HttpPeer::new(self.upstream, false, String::new());
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestContext,
+    ) -> pingora::Result<()> {
+        self.prepare_upstream_request(upstream_request, ctx);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestContext,
+    ) -> pingora::Result<()> {
+        if let Some(cookie) = ctx.set_cookie.take() {
+            upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        error: &Error,
+        ctx: &mut RequestContext,
+    ) -> FailToProxy {
+        let status = match error.esource() {
+            ErrorSource::Upstream => StatusCode::BAD_GATEWAY,
+            ErrorSource::Downstream => StatusCode::BAD_REQUEST,
+            ErrorSource::Internal | ErrorSource::Unset => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if session.response_written().is_none() {
+            let response = if status == StatusCode::BAD_GATEWAY {
+                LocalResponse::page(
+                    status,
+                    "Dashboard unavailable",
+                    "The dashboard behind this sign-in did not answer. Try again in a moment.",
+                    None,
+                )
+            } else {
+                LocalResponse::page(
+                    status,
+                    "Request failed",
+                    "The request could not be completed.",
+                    None,
+                )
+            };
+            if let Err(write_error) = response.send(session).await {
+                tracing::debug!(error = %write_error, request_id = %ctx.request_id, "cannot write error page");
+            }
+        }
+        FailToProxy {
+            error_code: status.as_u16(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        error: Option<&Error>,
+        ctx: &mut RequestContext,
+    ) {
+        let status = session
+            .response_written()
+            .map_or(0, |response| response.status.as_u16());
+        let request = session.req_header();
+        let path = request.uri.path();
+        let user = ctx.identity.as_ref().map(|i| i.subject.as_str());
+        tracing::info!(
+            target: "portcullis::access",
+            request_id = %ctx.request_id,
+            method = %request.method,
+            path = %path,
+            status,
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            route = ctx.route.map_or("invalid", Route::label),
+            user,
+            error = error.map(|e| e.to_string()),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Assembles the Pingora server from the settings: the proxy listener, the
+//! admin listener and the provider discovery task, then runs it until
+//! SIGTERM (graceful) or SIGINT (immediate).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::auth::{Auth, CookieSettings, Provider, ProviderSettings};
+use crate::config::{SessionStoreKind, Settings};
+use crate::proxy::Portcullis;
+use crate::session::{CookieCodec, MemoryStore, RedisStore, SessionStore, Sessions};
+
+/// Provider metadata and keys are reloaded this often, so rotated signing
+/// keys are picked up without a restart.
+const DISCOVERY_REFRESH: Duration = Duration::from_secs(3600);
+
+/// A failed discovery is retried after this long.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
+
+/// Errors while building the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The session store could not be set up.
+    #[error("session store: {0}")]
+    Store(#[from] crate::session::StoreError),
+    /// The provider client could not be set up.
+    #[error("OpenID provider: {0}")]
+    Provider(#[from] crate::auth::ProviderError),
+    /// The redirect URI could not be built from `server.public_url`.
+    #[error("server.public_url: {0}")]
+    PublicUrl(#[from] url::ParseError),
+}
+
+/// Builds every service and runs the server; returns only on start-up
+/// failure, because Pingora exits the process when it stops.
+pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
+    let config = &settings.config;
+    let store: Arc<dyn SessionStore> = match config.session.store {
+        SessionStoreKind::Memory => Arc::new(MemoryStore::new()),
+        SessionStoreKind::Redis => Arc::new(RedisStore::new(
+            settings.redis_url.as_deref().unwrap_or_default(),
+            config.session.redis_timeout,
+        )?),
+    };
+    if settings.cookie_keys.is_empty() {
+        tracing::warn!("session.cookie_keys is empty: a random key is used, so sessions end when this process restarts");
+    }
+    let provider = Arc::new(Provider::new(provider_settings(&settings)?)?);
+    let auth = Arc::new(Auth::new(
+        provider.clone(),
+        Sessions::new(store.clone(), config.session.ttl),
+        CookieCodec::new(settings.cookie_keys.clone()),
+        CookieSettings {
+            session_name: config.session.cookie_name.clone(),
+            binding_name: format!("{}_login", config.session.cookie_name),
+            secure: config.session.cookie_secure,
+            session_max_age: config.session.ttl.as_secs(),
+        },
+        config.server.public_url.clone(),
+    ));
+
+    let server_conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.shutdown_timeout.as_secs()),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+
+    let portcullis = Portcullis::new(
+        auth,
+        settings.upstream_addr,
+        config.upstream.connect_timeout,
+    );
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        portcullis,
+        "portcullis proxy",
+    );
+    proxy.add_tcp(&settings.listen.to_string());
+
+    let mut admin = Service::new(
+        "portcullis admin".to_owned(),
+        HttpServer::new_app(AdminApp::new(store, provider.clone())),
+    );
+    admin.add_tcp(&settings.admin_listen.to_string());
+    admin.threads = Some(1);
+
+    let discovery = background_service("oidc discovery", DiscoveryTask { provider });
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server.add_service(discovery);
+    tracing::info!(
+        listen = %settings.listen,
+        admin_listen = %settings.admin_listen,
+        upstream = %config.upstream.url,
+        issuer = %config.oidc.issuer,
+        session_store = ?config.session.store,
+        "portcullis starting"
+    );
+    server.run_forever()
+}
+
+fn provider_settings(settings: &Settings) -> Result<ProviderSettings, url::ParseError> {
+    let config = &settings.config;
+    let public_url = &config.server.public_url;
+    let mut scopes = config.oidc.scopes.clone();
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".to_owned());
+    }
+    Ok(ProviderSettings {
+        issuer: config.oidc.issuer.clone(),
+        client_id: config.oidc.client_id.clone(),
+        client_secret: settings.client_secret.clone(),
+        redirect_uri: public_url.join("/oauth2/callback")?,
+        post_logout_redirect_uri: match &config.oidc.post_logout_redirect_uri {
+            Some(url) => url.clone(),
+            None => public_url.clone(),
+        },
+        scopes,
+        require_email_verified: config.oidc.require_email_verified,
+        clock_leeway: config.oidc.clock_leeway,
+        http_timeout: config.oidc.http_timeout,
+    })
+}
+
+/// Loads provider metadata at start, retries until it succeeds, then
+/// refreshes it periodically.
+struct DiscoveryTask {
+    provider: Arc<Provider>,
+}
+
+#[async_trait]
+impl BackgroundService for DiscoveryTask {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let delay = match self.provider.reload().await {
+                Ok(_) => {
+                    tracing::info!("OpenID provider metadata loaded");
+                    DISCOVERY_REFRESH
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, retry_in_s = DISCOVERY_RETRY.as_secs(), "OpenID provider discovery failed");
+                    DISCOVERY_RETRY
+                }
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+}

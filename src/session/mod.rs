@@ -1,0 +1,245 @@
+//! Server-side sessions: the `Session` model, the `SessionStore` trait with
+//! its Redis and in-memory stores, and the session cookie codec.
+//!
+//! The browser holds only a signed random id ([`cookie`]). Each record is
+//! stored under the SHA-256 of its secret (the session id, or the `state` of
+//! a login flow) and sealed with ChaCha20-Poly1305 under a key derived from
+//! that same secret. Reading the store alone therefore yields neither a usable
+//! cookie nor the tokens inside the records.
+
+pub mod cookie;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use cookie::{CookieCodec, DecodedCookie, SessionId};
+pub use store::{MemoryStore, RedisStore, SessionStore, StoreError};
+
+/// Namespace of session records in the store.
+const SESSION_PREFIX: &str = "portcullis:session:";
+
+/// The verified identity of a signed-in user, as the dashboard receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The ID token's `sub` claim: the provider's stable user id.
+    pub subject: String,
+    /// The `email` claim.
+    pub email: Option<String>,
+    /// The `preferred_username` claim.
+    pub preferred_username: Option<String>,
+    /// The `name` claim.
+    pub name: Option<String>,
+    /// The `groups` claim.
+    pub groups: Vec<String>,
+}
+
+/// One signed-in browser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Who is signed in.
+    pub identity: Identity,
+    /// The raw ID token, kept for `id_token_hint` at sign-out.
+    pub id_token: String,
+    /// The access token from the provider.
+    pub access_token: String,
+    /// The refresh token, when the provider issued one.
+    pub refresh_token: Option<String>,
+    /// The provider's session id (`sid` claim), for back-channel logout.
+    pub provider_session_id: Option<String>,
+    /// Login time, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// End of the session, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+impl Session {
+    /// Tells whether the session has passed its end.
+    pub fn is_expired(&self) -> bool {
+        unix_now() >= self.expires_at
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sealed, typed records in a [`SessionStore`], each under a secret only
+/// the client holds.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn SessionStore>,
+    ttl: Duration,
+}
+
+impl Sessions {
+    /// Wraps `store`; sessions live for `ttl` after login.
+    pub fn new(store: Arc<dyn SessionStore>, ttl: Duration) -> Self {
+        Sessions { store, ttl }
+    }
+
+    /// The underlying store, for readiness checks.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The lifetime of a new session.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Stores `session` under a fresh random id and returns the id.
+    pub async fn create(&self, session: &Session) -> Result<SessionId, StoreError> {
+        let id = SessionId::generate();
+        let ttl = Duration::from_secs(session.expires_at.saturating_sub(unix_now()).max(1));
+        self.put_sealed(SESSION_PREFIX, id.as_bytes(), session, ttl)
+            .await?;
+        Ok(id)
+    }
+
+    /// Loads the session `id`, treating an expired or unreadable record as
+    /// absent.
+    pub async fn load(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let session: Option<Session> = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await?;
+        Ok(session.filter(|s| !s.is_expired()))
+    }
+
+    /// Deletes the session `id`.
+    pub async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.store
+            .delete(&storage_key(SESSION_PREFIX, id.as_bytes()))
+            .await
+    }
+
+    /// Stores `value` sealed under `secret` in the namespace `prefix`.
+    pub async fn put_sealed<T: Serialize>(
+        &self,
+        prefix: &str,
+        secret: &[u8],
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = storage_key(prefix, secret);
+        let plaintext = serde_json::to_vec(value).expect("session records serialize to JSON");
+        let sealed = seal(secret, key.as_bytes(), &plaintext);
+        self.store.put(&key, sealed, ttl).await
+    }
+
+    /// Reads the record sealed under `secret` in the namespace `prefix`.
+    pub async fn get_sealed<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        secret: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        let key = storage_key(prefix, secret);
+        let sealed = self.store.get(&key).await?;
+        Ok(sealed.and_then(|bytes| unseal(secret, &key, &bytes)))
+    }
+
+    /// Removes and returns the record sealed under `secret`, atomically.
+    pub async fn take_sealed<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        secret: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        let key = storage_key(prefix, secret);
+        let sealed = self.store.take(&key).await?;
+        Ok(sealed.and_then(|bytes| unseal(secret, &key, &bytes)))
+    }
+}
+
+/// The store key of the record whose secret is `secret`: a hash, so the store
+/// never holds the secret itself.
+fn storage_key(prefix: &str, secret: &[u8]) -> String {
+    let digest = Sha256::digest(secret);
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
+    for byte in digest {
+        key.push_str(&format!("{byte:02x}"));
+    }
+    key
+}
+
+fn sealing_key(secret: &[u8]) -> Key {
+    let mut hasher = Sha256::new();
+    hasher.update(b"portcullis record seal v1\0");
+    hasher.update(secret);
+    hasher.finalize()
+}
+
+const NONCE_LEN: usize = 12;
+
+fn seal(secret: &[u8], associated: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let cipher = ChaCha20Poly1305::new(&sealing_key(secret));
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ciphertext = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: associated,
+            },
+        )
+        .expect("ChaCha20-Poly1305 encrypts any message shorter than 256 GiB");
+    let mut sealed = nonce.to_vec();
+    sealed.extend_from_slice(&ciphertext);
+    sealed
+}
+
+fn unseal<T: DeserializeOwned>(secret: &[u8], key: &str, sealed: &[u8]) -> Option<T> {
+    if sealed.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+    let cipher = ChaCha20Poly1305::new(&sealing_key(secret));
+    let plaintext = cipher
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: key.as_bytes(),
+            },
+        )
+        .ok()?;
+    serde_json::from_slice(&plaintext).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_round_trip() {
+        let sealed = seal(b"secret", b"key", b"{\"a\":1}");
+        let value: serde_json::Value = unseal(b"secret", "key", &sealed).expect("unseals");
+        assert_eq!(value["a"], 1);
+    }
+
+    #[test]
+    fn unseal_rejects_wrong_secret_or_key() {
+        let sealed = seal(b"secret", b"key", b"{}");
+        assert!(unseal::<serde_json::Value>(b"other", "key", &sealed).is_none());
+        assert!(unseal::<serde_json::Value>(b"secret", "other", &sealed).is_none());
+        assert!(unseal::<serde_json::Value>(b"secret", "key", &sealed[..5]).is_none());
+    }
+
+    #[test]
+    fn storage_key_hides_the_secret() {
+        let key = storage_key(SESSION_PREFIX, b"abc");
+        assert!(key.starts_with(SESSION_PREFIX));
+        assert!(!key.contains("abc"));
+        assert_eq!(key.len(), SESSION_PREFIX.len() + 64);
+    }
+}
