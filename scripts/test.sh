@@ -22,3 +22,7 @@ cargo clippy --all-targets -- -D warnings
 
 echo "test: cargo test --all-targets $*"
 cargo test --all-targets "$@"
+
+# The README's quick start, on the debug build the tests just made.
+echo "test: scripts/quickstart.sh --check"
+PORTCULLIS_PROFILE=debug bash scripts/quickstart.sh --check

@@ -30,7 +30,7 @@ pub enum ConfigError {
     Read {
         /// The file that was requested.
         path: PathBuf,
-        /// Why reading failed.
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The file is not valid TOML.
@@ -46,7 +46,7 @@ pub enum ConfigError {
     Invalid {
         /// Dotted path of the key, such as `session.ttl`.
         key: String,
-        /// What is wrong and what is expected.
+        /// The problem and the expected value.
         message: String,
     },
 }
@@ -132,8 +132,8 @@ pub struct OidcConfig {
     /// File whose contents (trailing newline trimmed) is the client secret.
     #[serde(default)]
     pub client_secret_file: Option<PathBuf>,
-    /// Where the provider sends the browser after sign-out; register it at
-    /// the provider. Default: `server.public_url`.
+    /// Landing page after sign-out at the provider, which must list it as a
+    /// sign-out redirect URI. Default: `server.public_url`.
     #[serde(default)]
     pub post_logout_redirect_uri: Option<Url>,
     /// Scopes requested at login; `openid` is always added.
@@ -151,7 +151,7 @@ pub struct OidcConfig {
     pub http_timeout: Duration,
 }
 
-/// Where sessions are kept.
+/// The kind of session store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStoreKind {
@@ -405,18 +405,21 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
     if config.server.threads == 0 {
         return Err(ConfigError::invalid("server.threads", "must be at least 1"));
     }
+
     let upstream_addr = validate_upstream_url(&config.upstream.url)?;
     validate_issuer(&config.oidc.issuer)?;
     if config.oidc.client_id.is_empty() {
         return Err(ConfigError::invalid("oidc.client_id", "must not be empty"));
     }
     let client_secret = read_client_secret(&config.oidc)?;
+
     let redis_url = read_redis_url(&config.session)?;
     let cookie_keys = read_cookie_keys(&config.session)?;
     validate_cookie_name(&config.session.cookie_name)?;
     if config.session.ttl < Duration::from_secs(60) {
         return Err(ConfigError::invalid("session.ttl", "must be at least 1m"));
     }
+
     Ok(Settings {
         config,
         listen,

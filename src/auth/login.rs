@@ -3,9 +3,9 @@
 //!
 //! Flow state lives in the session store, keyed by `state` and sealed with
 //! it, so any number of logins can run at once in several tabs and cookies
-//! never grow. Each flow records the hash of the browser's binding cookie; a
-//! callback whose browser does not present that cookie is rejected, which
-//! stops a `state` (and code) replayed from another browser.
+//! never grow. Each flow records the hash of the browser's binding cookie. A
+//! callback whose browser does not present that cookie is rejected, so a
+//! `state` (and code) replayed from another browser fails.
 
 use std::time::Duration;
 

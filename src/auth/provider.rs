@@ -30,8 +30,8 @@ pub enum ProviderError {
     /// Discovery or JWKS could not be loaded.
     #[error("OpenID provider discovery failed: {0}")]
     Discovery(String),
-    /// The provider did not answer within the configured timeout.
-    #[error("OpenID provider did not answer within {0:?}")]
+    /// A call to the provider timed out.
+    #[error("OpenID provider call timed out after {0:?}")]
     Timeout(Duration),
     /// The token endpoint rejected the code or could not be reached.
     #[error("token request failed: {0}")]
@@ -113,7 +113,7 @@ pub struct ProviderSettings {
     pub client_secret: String,
     /// `<public_url>/oauth2/callback`.
     pub redirect_uri: Url,
-    /// Where the provider sends the browser after sign-out.
+    /// Landing page after sign-out at the provider.
     pub post_logout_redirect_uri: Url,
     /// Scopes requested at login.
     pub scopes: Vec<String>,
@@ -125,7 +125,7 @@ pub struct ProviderSettings {
     pub http_timeout: Duration,
 }
 
-/// What discovery found.
+/// The metadata and client built from discovery.
 struct Discovered {
     client: OidcClient,
     end_session_endpoint: Option<EndSessionUrl>,
@@ -147,7 +147,7 @@ pub struct AuthorizationRequest {
 
 /// The verified result of a completed login.
 pub struct LoginResult {
-    /// Who signed in.
+    /// The identity of the signed-in user.
     pub identity: Identity,
     /// The raw ID token.
     pub id_token: String,
@@ -185,7 +185,7 @@ impl Provider {
         })
     }
 
-    /// The static settings.
+    /// Returns the static settings.
     pub fn settings(&self) -> &ProviderSettings {
         &self.settings
     }
@@ -336,8 +336,8 @@ impl Provider {
         })
     }
 
-    /// The provider's `end_session_endpoint` with `id_token_hint`, `client_id`
-    /// and `post_logout_redirect_uri`, when the provider has one.
+    /// Builds the provider's `end_session_endpoint` URL with `id_token_hint`,
+    /// `client_id` and `post_logout_redirect_uri`, when the provider has one.
     pub async fn end_session_url(&self, id_token: &str) -> Option<Url> {
         let discovered = self.discovered().await.ok()?;
         let endpoint = discovered.end_session_endpoint.as_ref()?;

@@ -11,7 +11,7 @@ use url::Url;
 /// carried through the login flow.
 const MAX_TARGET_LEN: usize = 2048;
 
-/// Where a login ends when the requested target is not acceptable.
+/// Landing path of a login whose requested target is not acceptable.
 pub const DEFAULT_TARGET: &str = "/";
 
 /// Returns `target` as a path (with query) on `public_url`'s origin, or `/`

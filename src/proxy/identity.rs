@@ -49,9 +49,9 @@ pub fn strip_identity_headers(headers: &HeaderMap) -> Vec<HeaderName> {
     names
 }
 
-/// The identity headers to set for `identity`, in order. Values that are not
-/// valid header values (control characters) are dropped rather than sent
-/// mangled.
+/// Builds the identity headers for `identity`, in order. A value that is not
+/// a valid header value (it has control characters) is dropped rather than
+/// sent mangled.
 pub fn identity_headers(identity: &Identity) -> Vec<(&'static str, HeaderValue)> {
     let values = [
         (USER, Some(identity.subject.clone())),

@@ -39,11 +39,11 @@ pub struct RequestContext {
     set_cookie: Option<String>,
 }
 
-/// What `request_filter` decided.
+/// The outcome of routing in `request_filter`.
 pub enum Decision {
     /// Forward to the dashboard.
     Forward,
-    /// Answer locally with this response.
+    /// Respond locally with this response.
     Respond(LocalResponse),
 }
 
@@ -57,7 +57,7 @@ impl Portcullis {
         }
     }
 
-    /// Routes one request: login endpoints are answered here, everything else
+    /// Routes one request. Login endpoints respond here, and everything else
     /// needs a valid session before it is forwarded.
     pub async fn decide(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Decision {
         let path = match route::normalise_path(request.uri.path()) {
@@ -152,7 +152,7 @@ impl Portcullis {
         }
         if let Some(identity) = &ctx.identity {
             for (name, value) in identity::identity_headers(identity) {
-                // insert_header cannot fail for a static name and a checked value.
+                // insert_header fails only for invalid names or values, and both were checked.
                 let _ = request.insert_header(name, value);
             }
         }
@@ -168,14 +168,14 @@ impl Portcullis {
         if cookies::remove_cookies(&mut cookie_headers, &names) {
             request.remove_header(&http::header::COOKIE);
             for value in cookie_headers.get_all(http::header::COOKIE) {
-                // append_header cannot fail for a static name and a copied value.
+                // append_header fails only for invalid names or values, and both came from a valid header.
                 let _ = request.append_header(http::header::COOKIE, value.clone());
             }
         }
     }
 }
 
-/// The target of `/oauth2/start?rd=...`; validated by the login flow.
+/// Reads the target of `/oauth2/start?rd=...`, which the login flow validates.
 fn start_target(query: Option<&str>) -> String {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "rd")

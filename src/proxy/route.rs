@@ -13,14 +13,14 @@ pub enum Route {
     Callback,
     /// `/oauth2/sign_out`: end the session.
     SignOut,
-    /// Any other `/oauth2/` path: not a portcullis endpoint, answered 404.
+    /// Any other `/oauth2/` path: not a portcullis endpoint, so it gets 404.
     UnknownOAuth2,
     /// Everything else: the dashboard, behind a session.
     Upstream,
 }
 
 impl Route {
-    /// A short label for logs and metrics.
+    /// Returns a short label for logs and metrics.
     pub fn label(self) -> &'static str {
         match self {
             Route::LoginStart => "login",
@@ -32,7 +32,7 @@ impl Route {
     }
 }
 
-/// Why a path was rejected.
+/// Reasons for rejecting a request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     /// The path does not start with `/` (absolute-form and `*` targets).
@@ -57,12 +57,13 @@ pub enum PathError {
 
 /// Normalises a request path for classification.
 ///
-/// Rejected, because an upstream could read them as another path: encoded
-/// separators, dots, percent signs and control characters; `.` and `..`
-/// segments; raw backslashes and control characters. Normalised: percent-
-/// encoded unreserved characters are decoded, other escapes are upper-cased,
-/// empty segments (`//`) are dropped and `;` parameters are cut from each
-/// segment, since some servers ignore them.
+/// Some spellings are rejected because an upstream could read them as
+/// another path. These are encoded separators, dots, percent signs and
+/// control characters, `.` and `..` segments, and raw backslashes and control
+/// characters. Other spellings are normalised. Percent-encoded unreserved
+/// characters are decoded and other escapes are upper-cased. Empty segments
+/// (`//`) are dropped, and `;` parameters are cut from each segment because
+/// some servers ignore them.
 pub fn normalise_path(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);

@@ -2,9 +2,9 @@
 //!
 //! The cookie value is `v1.<id>.<tag>` in unpadded URL-safe base64, 90
 //! bytes whatever the size of the tokens kept server-side. Several keys
-//! verify, so keys can be rotated without logging everyone out; the first key
-//! signs, and a cookie verified by another key is reported so the caller can
-//! re-issue it under the first.
+//! verify, so keys can be rotated without logging everyone out. The first key
+//! signs, and a cookie verified by another key is reported so that the caller
+//! can re-issue it under the first.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -17,7 +17,7 @@ pub const SESSION_ID_LEN: usize = 32;
 
 const VERSION: &str = "v1";
 
-/// Longest cookie value accepted; anything longer is not ours.
+/// Maximum length of an accepted cookie value. Longer values were not made by this codec.
 const MAX_COOKIE_LEN: usize = 128;
 
 /// A random session id. It is the only secret the browser holds.
@@ -32,7 +32,7 @@ impl SessionId {
         SessionId(bytes)
     }
 
-    /// The raw bytes of the id.
+    /// Returns the raw bytes of the id.
     pub fn as_bytes(&self) -> &[u8; SESSION_ID_LEN] {
         &self.0
     }
@@ -55,7 +55,7 @@ pub enum DecodedCookie {
 }
 
 impl DecodedCookie {
-    /// The session id, whichever key verified it.
+    /// Returns the session id, whichever key verified it.
     pub fn session_id(&self) -> &SessionId {
         match self {
             DecodedCookie::Current(id) | DecodedCookie::Rotated(id) => id,

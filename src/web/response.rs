@@ -26,7 +26,7 @@ pub struct LocalResponse {
 }
 
 impl LocalResponse {
-    /// A `302 Found` to `location`.
+    /// Builds a `302 Found` to `location`.
     pub fn redirect(location: &str) -> Self {
         LocalResponse {
             status: StatusCode::FOUND,
@@ -36,7 +36,7 @@ impl LocalResponse {
         }
     }
 
-    /// A JSON body.
+    /// Builds a response with a JSON body.
     pub fn json(status: StatusCode, body: &serde_json::Value) -> Self {
         LocalResponse {
             status,
@@ -46,7 +46,7 @@ impl LocalResponse {
         }
     }
 
-    /// A JSON error for API clients: `{"error": code, "message": message}`.
+    /// Builds a JSON error for API clients: `{"error": code, "message": message}`.
     pub fn json_error(status: StatusCode, code: &str, message: &str) -> Self {
         Self::json(
             status,
@@ -54,7 +54,7 @@ impl LocalResponse {
         )
     }
 
-    /// A small readable HTML page for browsers, with an optional link.
+    /// Builds a small readable HTML page for browsers, with an optional link.
     pub fn page(
         status: StatusCode,
         title: &str,
