@@ -1,0 +1,19 @@
+//! End-to-end tests of portcullis: the real binary between a real OpenID
+//! provider and a real dashboard, driven by a scripted browser.
+//!
+//! Each test starts its own processes on free loopback ports (the provider on
+//! 127.0.0.2, everything else on 127.0.0.1) and kills them when it ends, so
+//! tests run in parallel and share nothing. They need `node` with the
+//! packages of tests/fixtures (installed by scripts/setup.sh, or here by
+//! `npm ci` when missing) and `redis-server` on the PATH.
+//!
+//! Run them with `cargo test --test e2e`; a failing test prints the logs of
+//! its processes.
+
+mod support;
+
+mod headers;
+mod lifecycle;
+mod login;
+mod session;
+mod traffic;

@@ -1,0 +1,207 @@
+//! Session lifetime: sign-out, and a Redis outage that must neither end the
+//! session nor send the browser to the provider.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, COOKIE, RETRY_AFTER};
+use reqwest::{Response, StatusCode, Url};
+
+use crate::support::{
+    redirect_target, set_cookies_named, Echo, SessionStore, Stack, SESSION_COOKIE,
+};
+
+/// Time allowed for portcullis to serve the session again after Redis is
+/// back: its Redis client reconnects on the next command, and a command
+/// times out after `redis_timeout` (1 s in the test configuration).
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests `url` with only the session cookie `session`, outside any jar.
+async fn get_with_session(
+    client: &reqwest::Client,
+    url: &Url,
+    session: &str,
+    accept: &str,
+) -> Response {
+    client
+        .get(url.clone())
+        .header(ACCEPT, accept)
+        .header(COOKIE, format!("{SESSION_COOKIE}={session}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"))
+}
+
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("HTTP client builds")
+}
+
+#[tokio::test]
+async fn sign_out_invalidates_old_cookie() {
+    let stack = Stack::start().await;
+    let alice = stack.signed_in("alice").await;
+    let saved = alice.session_cookie().expect("signed in");
+    let client = plain_client();
+    let url = stack.proxy_url("/echo/after");
+
+    let before = get_with_session(&client, &url, &saved, "application/json").await;
+    assert_eq!(
+        before.status(),
+        StatusCode::OK,
+        "expected the saved cookie to work before sign-out"
+    );
+
+    let sign_out = stack.proxy_url("/oauth2/sign_out");
+    let response = alice.navigate(&sign_out).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "expected sign-out to redirect to the provider"
+    );
+    let location = redirect_target(&sign_out, &response);
+    assert!(
+        location
+            .as_str()
+            .starts_with(stack.idp.end_session_endpoint.as_str()),
+        "expected sign-out to redirect to the provider's end_session_endpoint {}, got {location}",
+        stack.idp.end_session_endpoint
+    );
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    };
+    assert!(
+        param("id_token_hint").is_some_and(|v| !v.is_empty()),
+        "expected an id_token_hint in {location}"
+    );
+    assert_eq!(
+        param("post_logout_redirect_uri").as_deref(),
+        Some(stack.proxy_url("/").as_str()),
+        "expected post_logout_redirect_uri to be the proxy's public URL in {location}"
+    );
+    let cleared = set_cookies_named(response.headers(), SESSION_COOKIE);
+    assert_eq!(
+        cleared.len(),
+        1,
+        "expected one Set-Cookie for {SESSION_COOKIE} at sign-out, got {cleared:?}"
+    );
+    assert!(
+        cleared[0].starts_with(&format!("{SESSION_COOKIE}=;")) && cleared[0].contains("Max-Age=0"),
+        "expected sign-out to clear the session cookie, got {:?}",
+        cleared[0]
+    );
+    assert!(
+        alice.session_cookie().is_none(),
+        "expected the browser to drop the session cookie"
+    );
+
+    let replay = get_with_session(&client, &url, &saved, "application/json").await;
+    assert_eq!(
+        replay.status(),
+        StatusCode::UNAUTHORIZED,
+        "expected the saved cookie to be rejected after sign-out"
+    );
+}
+
+/// Asserts that a request with the session during the outage gets 503 with
+/// `Retry-After`, and neither a login redirect nor a 500.
+async fn assert_unavailable(client: &reqwest::Client, url: &Url, session: &str, accept: &str) {
+    let response = get_with_session(client, url, session, accept).await;
+    let status = response.status();
+    let retry_after = response.headers().get(RETRY_AFTER).cloned();
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "expected 503 with Accept: {accept} while Redis is down; body:\n{body}"
+    );
+    assert!(
+        retry_after.is_some(),
+        "expected Retry-After on the 503 with Accept: {accept}"
+    );
+}
+
+#[tokio::test]
+async fn redis_outage_gives_503_then_recovers() {
+    // The test's redis-server syncs every write to its append-only file before
+    // it replies, so the server restarted after the kill below reloads the
+    // session. Without that file a restart would lose the session, and the
+    // test could not tell a kept session from a lost one. A kill also makes a
+    // real outage: a closed connection, refused reconnects and a new server
+    // process. DEBUG SLEEP or CLIENT PAUSE would only make a slow server on a
+    // connection that stays open.
+    let mut stack = Stack::start_with(SessionStore::Redis).await;
+    let alice = stack.signed_in("alice").await;
+    let session = alice.session_cookie().expect("signed in");
+    let client = plain_client();
+    let url = stack.proxy_url("/echo/outage");
+    let readyz = stack.admin_url("/readyz");
+
+    let echo =
+        Echo::read(get_with_session(&client, &url, &session, "application/json").await).await;
+    assert_eq!(
+        echo.single("x-forwarded-user"),
+        "alice",
+        "expected alice's session to work before the outage"
+    );
+
+    stack.redis.as_mut().expect("stack with Redis").stop();
+    for _ in 0..2 {
+        assert_unavailable(&client, &url, &session, "text/html").await;
+        assert_unavailable(&client, &url, &session, "application/json").await;
+    }
+    let ready = client
+        .get(readyz.clone())
+        .send()
+        .await
+        .expect("GET /readyz");
+    assert_eq!(
+        ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "expected /readyz to return 503 while Redis is down"
+    );
+
+    stack
+        .redis
+        .as_mut()
+        .expect("stack with Redis")
+        .restart()
+        .await;
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    let recovered = loop {
+        let response = get_with_session(&client, &url, &session, "application/json").await;
+        match response.status() {
+            StatusCode::OK => break response,
+            StatusCode::SERVICE_UNAVAILABLE if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            status => {
+                let body = response.text().await.unwrap_or_default();
+                panic!("expected the session to work again within {RECOVERY_TIMEOUT:?} after Redis restarted, got {status}; body:\n{body}");
+            }
+        }
+    };
+    let echo = Echo::read(recovered).await;
+    assert_eq!(
+        echo.single("x-forwarded-user"),
+        "alice",
+        "expected alice's identity after Redis recovered"
+    );
+    assert_eq!(
+        echo.single("x-forwarded-groups"),
+        "admins,engineering",
+        "expected alice's groups after Redis recovered"
+    );
+    let ready = client.get(readyz).send().await.expect("GET /readyz");
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "expected /readyz to return 200 after Redis recovered"
+    );
+}

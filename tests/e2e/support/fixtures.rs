@@ -1,0 +1,157 @@
+//! The Node.js fixtures from tests/fixtures: the OpenID provider (`idp.mjs`)
+//! and the dashboard behind the proxy (`upstream.mjs`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::ports::{free_port, IDP_HOST, PROXY_HOST};
+use super::process::ChildGuard;
+
+/// Time allowed for a fixture to print its ready line. Both fixtures took
+/// under a second in this suite on an idle 2-core machine, so this leaves a
+/// wide margin for a loaded one.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Client id and secret registered at the provider and configured in
+/// portcullis.
+pub const CLIENT_ID: &str = "portcullis";
+/// See [`CLIENT_ID`].
+pub const CLIENT_SECRET: &str = "e2e-client-secret";
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Runs `npm ci` in tests/fixtures when node_modules is missing, once per
+/// test process, so that parallel tests never run two installs at once.
+/// scripts/setup.sh normally did it already.
+fn ensure_fixture_packages() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let dir = fixtures_dir();
+        if dir.join("node_modules").is_dir() {
+            return;
+        }
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm can be run");
+        assert!(
+            status.success(),
+            "npm ci in {} failed: {status}",
+            dir.display()
+        );
+    });
+}
+
+fn node_command(script: &str) -> Command {
+    ensure_fixture_packages();
+    let mut command = Command::new("node");
+    command.arg(fixtures_dir().join(script));
+    command
+}
+
+/// The OpenID provider, with the endpoints its discovery document lists.
+pub struct Idp {
+    /// `http://127.0.0.2:<port>`, as it appears in ID tokens.
+    pub issuer: Url,
+    /// Where portcullis sends browsers to sign in.
+    pub authorization_endpoint: Url,
+    /// Where portcullis sends browsers after sign-out.
+    pub end_session_endpoint: Url,
+    _process: ChildGuard,
+}
+
+impl Idp {
+    /// Starts the provider with one client whose redirect URIs point at the
+    /// proxy on `proxy_origin`, and reads its discovery document.
+    pub async fn start(dir: &Path, proxy_origin: &Url) -> Self {
+        let port = free_port(IDP_HOST);
+        let origin = proxy_origin.as_str().trim_end_matches('/');
+        let mut command = node_command("idp.mjs");
+        command
+            .env("IDP_HOST", IDP_HOST.to_string())
+            .env("IDP_PORT", port.to_string())
+            .env("IDP_CLIENT_ID", CLIENT_ID)
+            .env("IDP_CLIENT_SECRET", CLIENT_SECRET)
+            .env("IDP_REDIRECT_URIS", format!("{origin}/oauth2/callback"))
+            .env("IDP_POST_LOGOUT_URIS", format!("{origin}/"));
+        let mut process = ChildGuard::spawn("idp", command, &dir.join("idp.log"));
+        process
+            .wait_for_log_line("idp listening on ", READY_TIMEOUT)
+            .await;
+
+        let issuer = Url::parse(&format!("http://{IDP_HOST}:{port}")).expect("valid issuer URL");
+        let discovery = read_discovery(&issuer).await;
+        Idp {
+            authorization_endpoint: endpoint(&discovery, "authorization_endpoint"),
+            end_session_endpoint: endpoint(&discovery, "end_session_endpoint"),
+            issuer,
+            _process: process,
+        }
+    }
+}
+
+async fn read_discovery(issuer: &Url) -> serde_json::Value {
+    let url = issuer
+        .join("/.well-known/openid-configuration")
+        .expect("valid discovery URL");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client builds");
+    let response = client
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::OK,
+        "expected 200 from the provider's discovery document {url}"
+    );
+    response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("discovery document at {url} is not JSON: {e}"))
+}
+
+fn endpoint(discovery: &serde_json::Value, name: &str) -> Url {
+    let value = discovery[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("discovery document has no {name}: {discovery}"));
+    Url::parse(value).unwrap_or_else(|e| panic!("{name} {value:?} is not a URL: {e}"))
+}
+
+/// The dashboard behind the proxy: JSON echo, HTML page, stream, big body and
+/// WebSocket echo.
+pub struct Upstream {
+    /// `http://127.0.0.1:<port>`.
+    pub url: Url,
+    _process: ChildGuard,
+}
+
+impl Upstream {
+    /// Starts the dashboard on a free port.
+    pub async fn start(dir: &Path) -> Self {
+        let port = free_port(PROXY_HOST);
+        let mut command = node_command("upstream.mjs");
+        command
+            .env("UPSTREAM_HOST", PROXY_HOST.to_string())
+            .env("UPSTREAM_PORT", port.to_string());
+        let mut process = ChildGuard::spawn("upstream", command, &dir.join("upstream.log"));
+        process
+            .wait_for_log_line("upstream listening on ", READY_TIMEOUT)
+            .await;
+        Upstream {
+            url: Url::parse(&format!("http://{PROXY_HOST}:{port}")).expect("valid upstream URL"),
+            _process: process,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The harness of the end-to-end tests: real processes on loopback ports,
+//! each owned by one test and killed when it ends.
+//!
+//! | module | provides |
+//! | --- | --- |
+//! | [`ports`] | loopback addresses and free ports |
+//! | [`process`] | child processes killed on drop, with their logs |
+//! | [`redis`] | a redis-server that can be stopped and restarted |
+//! | [`fixtures`] | the Node.js OpenID provider and dashboard |
+//! | [`portcullis`] | the binary under test and its configuration file |
+//! | [`stack`] | all of the above for one test |
+//! | [`browser`] | a cookie jar and the login walk through the provider's forms |
+//! | [`echo`] | the dashboard's echo of the request it received |
+//! | [`raw_http`] | requests with header names spelled exactly |
+
+pub mod browser;
+pub mod echo;
+pub mod fixtures;
+pub mod portcullis;
+pub mod ports;
+pub mod process;
+pub mod raw_http;
+pub mod redis;
+pub mod stack;
+
+pub use browser::{redirect_target, set_cookies_named, Browser};
+pub use echo::Echo;
+pub use portcullis::{BINDING_COOKIE, SESSION_COOKIE};
+pub use stack::{SessionStore, Stack};

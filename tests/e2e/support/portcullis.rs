@@ -1,0 +1,195 @@
+//! The portcullis binary under test, started with a configuration file
+//! written for the test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use reqwest::{StatusCode, Url};
+
+use super::fixtures::{CLIENT_ID, CLIENT_SECRET};
+use super::ports::PROXY_HOST;
+use super::process::ChildGuard;
+
+/// Time allowed for `/livez` and then `/readyz` to return 200 after start.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Cookie signing key of every test instance. A fixed key keeps cookies valid
+/// across a restart of the same instance.
+const COOKIE_KEY: &str = "e2e-cookie-key-0123456789abcdefghijklmnop";
+
+/// Name of the session cookie (the default of `session.cookie_name`).
+pub const SESSION_COOKIE: &str = "_portcullis";
+
+/// Name of the login binding cookie: `<session cookie>_login`.
+pub const BINDING_COOKIE: &str = "_portcullis_login";
+
+/// Where portcullis keeps sessions.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// `session.store = "memory"`.
+    Memory,
+    /// `session.store = "redis"` at this URL.
+    Redis(String),
+}
+
+/// What the configuration file of one instance points at.
+pub struct PortcullisConfig {
+    /// Port of the proxy listener. The provider's redirect URIs contain it.
+    pub proxy_port: u16,
+    /// Port of the admin listener.
+    pub admin_port: u16,
+    /// The dashboard.
+    pub upstream: Url,
+    /// The provider's issuer.
+    pub issuer: Url,
+    /// The session store.
+    pub store: Store,
+}
+
+impl PortcullisConfig {
+    /// Renders the configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        let store = match &self.store {
+            Store::Memory => "store = \"memory\"".to_owned(),
+            Store::Redis(url) => {
+                format!("store = \"redis\"\nredis_url = \"{url}\"\nredis_timeout = \"1s\"")
+            }
+        };
+        format!(
+            r#"[server]
+listen = "{host}:{proxy}"
+public_url = "http://{host}:{proxy}"
+admin_listen = "{host}:{admin}"
+grace_period = "1s"
+shutdown_timeout = "1s"
+
+[upstream]
+url = "{upstream}"
+connect_timeout = "2s"
+
+[oidc]
+issuer = "{issuer}"
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+scopes = ["openid", "email", "profile", "groups"]
+http_timeout = "5s"
+
+[session]
+{store}
+cookie_secure = false
+ttl = "1h"
+cookie_keys = ["{COOKIE_KEY}"]
+
+[log]
+format = "text"
+level = "info"
+"#,
+            host = PROXY_HOST,
+            proxy = self.proxy_port,
+            admin = self.admin_port,
+            upstream = self.upstream.as_str().trim_end_matches('/'),
+            issuer = self.issuer.as_str().trim_end_matches('/'),
+        )
+    }
+}
+
+/// A running portcullis process.
+pub struct Portcullis {
+    /// `http://127.0.0.1:<proxy port>/`, also the configured `public_url`.
+    pub proxy: Url,
+    /// `http://127.0.0.1:<admin port>/`.
+    pub admin: Url,
+    process: ChildGuard,
+}
+
+impl Portcullis {
+    /// Writes `config` to `dir/portcullis.toml`, starts `portcullis serve` and
+    /// waits until `/livez` and `/readyz` return 200.
+    pub async fn start(dir: &Path, config: &PortcullisConfig) -> Self {
+        let config_path = dir.join("portcullis.toml");
+        std::fs::write(&config_path, config.to_toml())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
+        let mut command = portcullis_command();
+        command.arg("serve").arg("--config").arg(&config_path);
+        let process = ChildGuard::spawn("portcullis", command, &dir.join("portcullis.log"));
+        let mut portcullis = Portcullis {
+            proxy: origin(config.proxy_port),
+            admin: origin(config.admin_port),
+            process,
+        };
+        portcullis.wait_until_ready().await;
+        portcullis
+    }
+
+    /// Returns the URL of `path` (with query) on the proxy listener.
+    pub fn proxy_url(&self, path: &str) -> Url {
+        self.proxy.join(path).expect("valid proxy path")
+    }
+
+    /// Returns the URL of `path` on the admin listener.
+    pub fn admin_url(&self, path: &str) -> Url {
+        self.admin.join(path).expect("valid admin path")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        self.process.terminate();
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.process.wait_exit(timeout).await
+    }
+
+    /// Returns the log so far, for assertion messages.
+    pub fn log(&self) -> String {
+        self.process.log_contents()
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("HTTP client builds");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for path in ["/livez", "/readyz"] {
+            let url = self.admin_url(path);
+            loop {
+                let status = client.get(url.clone()).send().await.map(|r| r.status());
+                if matches!(status, Ok(StatusCode::OK)) {
+                    break;
+                }
+                self.process
+                    .assert_running(&format!("GET {url} to return 200"));
+                assert!(
+                    Instant::now() < deadline,
+                    "GET {url} did not return 200 within {READY_TIMEOUT:?}, last result {status:?}; log:\n{}",
+                    self.log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn origin(port: u16) -> Url {
+    Url::parse(&format!("http://{PROXY_HOST}:{port}/")).expect("valid loopback URL")
+}
+
+/// Builds a command that runs the portcullis binary of this build, without
+/// the `PORTCULLIS_*` overrides of the environment the tests run in.
+pub fn portcullis_command() -> Command {
+    let mut command = Command::new(binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PORTCULLIS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_portcullis"))
+}
