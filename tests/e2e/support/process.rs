@@ -1,5 +1,8 @@
 //! Child processes that die with the test: a guard kills its process on drop,
 //! also while a failed assertion unwinds, and then prints the process's log.
+//!
+//! NOTE: a test binary that is itself killed (SIGKILL, or a CI timeout) runs
+//! no destructors, so its children keep running until killed by hand.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
