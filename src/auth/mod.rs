@@ -30,8 +30,10 @@ pub struct CookieSettings {
     pub session_max_age: u64,
 }
 
-/// Path of the binding cookie: it is needed only by the login endpoints.
-pub const BINDING_COOKIE_PATH: &str = "/oauth2/";
+/// Path of the binding cookie. It is `/` rather than `/oauth2/` because a
+/// login also starts from any dashboard page, and that request must see the
+/// existing value so that logins in several tabs share it.
+pub const BINDING_COOKIE_PATH: &str = "/";
 
 /// A request's valid session.
 #[derive(Debug)]
