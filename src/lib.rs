@@ -10,6 +10,8 @@
 //! | [`proxy`] | the `ProxyHttp` hooks, path normalisation and routing, identity headers | Pingora, every phase |
 //! | [`auth`] | OIDC discovery, login (state, nonce, PKCE), callback, sign-out, session lookup | `request_filter` |
 //! | [`session`] | the `Session` model, the `SessionStore` trait (Redis, memory), the cookie codec | [`auth`] |
+//! | [`directory`] | the `Directory` trait for SCIM Users, Groups and API tokens, with SQLite and PostgreSQL backends | the SCIM handler, the CLI |
+//! | [`tokens`] | API tokens: generation, SHA-256 hashes, constant-time verification | the SCIM handler, the CLI |
 //! | [`web`] | cookie parsing and local responses (redirects, pages, JSON errors) | [`auth`], [`proxy`] |
 //! | [`admin`] | `/livez` and `/readyz` on the admin listener | Pingora admin service |
 //! | [`logging`] | `tracing` set-up, JSON or text, with Pingora's `log` records bridged in | `main` |
@@ -23,8 +25,10 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod directory;
 pub mod logging;
 pub mod proxy;
 pub mod server;
 pub mod session;
+pub mod tokens;
 pub mod web;
