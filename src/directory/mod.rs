@@ -1,12 +1,13 @@
 //! The directory: where SCIM provisioning stores Users and Groups, and where
 //! the API tokens that authenticate SCIM clients are kept.
 //!
-//! [`Directory`] is the pluggable backend, used as `Arc<dyn Directory>`. Each
-//! implementation passes the same conformance suite:
+//! [`Directory`] is the pluggable backend, used as `Arc<dyn Directory>`. Two
+//! implementations pass the same conformance suite:
 //!
 //! | backend | for |
 //! | --- | --- |
 //! | [`sqlite::SqliteDirectory`] | the embedded default: one file, one replica |
+//! | [`postgres::PostgresDirectory`] | several replicas sharing one database |
 //!
 //! Resources are SCIM JSON documents. The directory does not interpret SCIM
 //! beyond the attributes it indexes for uniqueness and lookups (`userName`,
@@ -15,7 +16,7 @@
 //! from every group. Every write runs in one transaction, so a failed request
 //! leaves the directory unchanged.
 //!
-//! The backends are built without TLS support: the database is expected on
+//! Neither backend is built with TLS support: the database is expected on
 //! loopback or on the cluster network, next to portcullis.
 
 use std::fmt;
@@ -29,6 +30,7 @@ use crate::tokens::TokenRecord;
 #[cfg(test)]
 mod conformance;
 mod document;
+pub mod postgres;
 pub mod sqlite;
 
 /// Errors of a directory backend.
