@@ -85,8 +85,8 @@ impl SqliteDirectory {
                 writer: pool,
             }
         } else {
-            // The writer connects first, so the file exists before the
-            // readers open it.
+            // The writer connects first, so the file is created and switched
+            // to WAL by one connection before the readers open it.
             let writer = pool_options(1)
                 .connect_with(options.clone())
                 .await
