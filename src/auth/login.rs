@@ -109,16 +109,12 @@ impl Auth {
                 "The sign-in response has no state parameter.",
             );
         };
-        let flow: Option<LoginFlow> = match self
-            .sessions
-            .take_sealed(LOGIN_PREFIX, state.as_bytes())
-            .await
-        {
+        // The flow is read first and taken only once the binding cookie
+        // matches, so a callback replayed from another browser cannot use up
+        // the login of the browser that started it.
+        let flow = match self.read_flow(&state, false).await {
             Ok(flow) => flow,
-            Err(error) => {
-                tracing::error!(error = %error, "cannot read login flow");
-                return store_unavailable_page();
-            }
+            Err(page) => return page,
         };
         let Some(flow) = flow else {
             return self.unknown_state(headers).await;
@@ -130,9 +126,16 @@ impl Auth {
                 "This sign-in was started in another browser or its cookie was lost. Start again from this browser.",
             );
         }
+        let flow = match self.read_flow(&state, true).await {
+            Ok(Some(flow)) => flow,
+            Ok(None) => return self.unknown_state(headers).await,
+            Err(page) => return page,
+        };
         if let Some(error) = params.error {
             let detail = params.error_description.unwrap_or_default();
-            tracing::info!(error = %error, detail = %detail, "provider returned an error to the callback");
+            // Both values come from the query string, so they are logged in
+            // their escaped Debug form: a newline cannot forge a log line.
+            tracing::info!(error = ?error, detail = ?detail, "provider returned an error to the callback");
             return sign_in_again_page(
                 StatusCode::FORBIDDEN,
                 &format!("The identity provider did not complete the sign-in ({error})."),
@@ -183,6 +186,24 @@ impl Auth {
         };
         tracing::info!(user = %session.identity.subject, "login succeeded");
         LocalResponse::redirect(&flow.return_to).with_cookie(self.session_cookie(&id))
+    }
+
+    /// Reads the flow of `state`, removing it when `take` is set. A store
+    /// failure becomes the page to show.
+    async fn read_flow(&self, state: &str, take: bool) -> Result<Option<LoginFlow>, LocalResponse> {
+        let read = if take {
+            self.sessions
+                .take_sealed(LOGIN_PREFIX, state.as_bytes())
+                .await
+        } else {
+            self.sessions
+                .get_sealed(LOGIN_PREFIX, state.as_bytes())
+                .await
+        };
+        read.map_err(|error| {
+            tracing::error!(error = %error, "cannot read login flow");
+            store_unavailable_page()
+        })
     }
 
     /// A callback whose `state` is unknown or expired. A browser that is
@@ -325,6 +346,13 @@ fn login_failed_page(error: &super::ProviderError) -> LocalResponse {
             sign_in_again_page(
                 StatusCode::FORBIDDEN,
                 "Your identity provider has not verified your email address.",
+            )
+        }
+        E::CodeRejected(_) => {
+            tracing::info!(error = %error, "login rejected");
+            sign_in_again_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link has expired or was already used.",
             )
         }
         E::InvalidIdToken(_) | E::MissingIdToken => {

@@ -36,6 +36,10 @@ pub enum ProviderError {
     /// The token endpoint rejected the code or could not be reached.
     #[error("token request failed: {0}")]
     TokenRequest(String),
+    /// The provider rejected the authorization code, for example because it
+    /// expired or was already redeemed (`invalid_grant`).
+    #[error("the provider rejected the authorization code: {0}")]
+    CodeRejected(String),
     /// The token response carried no ID token.
     #[error("the token response contains no ID token")]
     MissingIdToken,
@@ -295,7 +299,12 @@ impl Provider {
         let response = request
             .request_async(&self.http)
             .await
-            .map_err(|e| ProviderError::TokenRequest(error_chain(&e)))?;
+            .map_err(|error| match &error {
+                openidconnect::RequestTokenError::ServerResponse(response) => {
+                    ProviderError::CodeRejected(response.error().to_string())
+                }
+                _ => ProviderError::TokenRequest(error_chain(&error)),
+            })?;
         let id_token = response.id_token().ok_or(ProviderError::MissingIdToken)?;
 
         let leeway = chrono_leeway(self.settings.clock_leeway);

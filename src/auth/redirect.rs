@@ -7,9 +7,11 @@
 
 use url::Url;
 
-/// Longest accepted target, in bytes; longer values are dropped rather than
-/// carried through the login flow.
-const MAX_TARGET_LEN: usize = 2048;
+use crate::web::path::normalise_path;
+
+/// Longest accepted target, in bytes. Longer values are dropped rather than
+/// stored with the login flow, which bounds the size of each flow record.
+const MAX_TARGET_LEN: usize = 1024;
 
 /// Landing path of a login whose requested target is not acceptable.
 pub const DEFAULT_TARGET: &str = "/";
@@ -57,21 +59,26 @@ fn same_origin_path(target: &str, public_url: &Url) -> Option<String> {
 }
 
 /// Checks that a value starting with `/` can only be read as a path on this
-/// origin.
+/// origin, and that its path, normalised as requests are, is not a login
+/// endpoint.
 fn is_plain_path(path: &str) -> bool {
     let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
     let starts_like_authority = |bytes: &[u8]| {
         bytes.len() >= 2 && bytes[0] == b'/' && (bytes[1] == b'/' || bytes[1] == b'\\')
     };
-    let path_only = path.split(['?', '#']).next().unwrap_or_default();
-    path.starts_with('/')
-        && !starts_like_authority(path.as_bytes())
-        && !starts_like_authority(&decoded)
-        && !decoded
+    if starts_like_authority(path.as_bytes())
+        || starts_like_authority(&decoded)
+        || decoded
             .iter()
             .any(|b| b.is_ascii_control() || *b == b'\\' || *b == b' ')
-        && !path_only.starts_with("/oauth2/")
-        && path_only != "/oauth2"
+    {
+        return false;
+    }
+    let path_only = path.split(['?', '#']).next().unwrap_or_default();
+    match normalise_path(path_only) {
+        Ok(normalised) => normalised != "/oauth2" && !normalised.starts_with("/oauth2/"),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +142,13 @@ mod tests {
             "/oauth2/start",
             "/oauth2/sign_out?x=1",
             "/oauth2",
+            "/./oauth2/sign_out",
+            "/a/../oauth2/sign_out",
+            "/oauth2;x/sign_out",
+            "//oauth2/sign_out",
+            "/%6Fauth2/sign_out",
+            "/a/%2e%2e/b",
+            "/a%2Fb",
             &long,
         ];
         for target in cases {

@@ -4,6 +4,8 @@
 
 use http::{HeaderMap, Method};
 
+pub use crate::web::path::{normalise_path, PathError};
+
 /// The job a request belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -15,6 +17,9 @@ pub enum Route {
     SignOut,
     /// Any other `/oauth2/` path: not a portcullis endpoint, so it gets 404.
     UnknownOAuth2,
+    /// `/scim/v2` and below, in any letter case: the SCIM endpoint, never
+    /// forwarded to the dashboard.
+    Scim,
     /// Everything else: the dashboard, behind a session.
     Upstream,
 }
@@ -27,108 +32,31 @@ impl Route {
             Route::Callback => "callback",
             Route::SignOut => "sign_out",
             Route::UnknownOAuth2 => "oauth2_unknown",
+            Route::Scim => "scim",
             Route::Upstream => "upstream",
         }
     }
 }
 
-/// Reasons for rejecting a request path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
-    /// The path does not start with `/` (absolute-form and `*` targets).
-    #[error("the request path must start with '/'")]
-    NotAbsolute,
-    /// A raw control character, space or backslash.
-    #[error("the request path contains a control character, space or backslash")]
-    ForbiddenCharacter,
-    /// A `%` not followed by two hex digits.
-    #[error("the request path contains an invalid percent-encoding")]
-    BadPercentEncoding,
-    /// An encoded `/`, `\`, `.`, `%` or control character, which servers
-    /// decode differently.
-    #[error(
-        "the request path contains an encoded separator, dot, percent sign or control character"
-    )]
-    AmbiguousEncoding,
-    /// A `.` or `..` segment.
-    #[error("the request path contains a '.' or '..' segment")]
-    DotSegment,
-}
+/// The SCIM base path. It is matched ignoring case, because an upstream on a
+/// case-insensitive file system or framework would read `/SCIM/V2` as the
+/// same path.
+pub const SCIM_PREFIX: &str = "/scim/v2";
 
-/// Normalises a request path for classification.
-///
-/// Some spellings are rejected because an upstream could read them as
-/// another path. These are encoded separators, dots, percent signs and
-/// control characters, `.` and `..` segments, and raw backslashes and control
-/// characters. Other spellings are normalised. Percent-encoded unreserved
-/// characters are decoded and other escapes are upper-cased. Empty segments
-/// (`//`) are dropped, and `;` parameters are cut from each segment because
-/// some servers ignore them.
-pub fn normalise_path(raw: &str) -> Result<String, PathError> {
-    if !raw.starts_with('/') {
-        return Err(PathError::NotAbsolute);
-    }
-    let mut normalised = String::with_capacity(raw.len());
-    for segment in raw.split('/').filter(|s| !s.is_empty()) {
-        let segment = segment.split(';').next().unwrap_or_default();
-        let decoded = decode_segment(segment)?;
-        if decoded == "." || decoded == ".." {
-            return Err(PathError::DotSegment);
-        }
-        if decoded.is_empty() {
-            continue;
-        }
-        normalised.push('/');
-        normalised.push_str(&decoded);
-    }
-    if normalised.is_empty() || raw.ends_with('/') {
-        normalised.push('/');
-    }
-    Ok(normalised)
-}
-
-fn decode_segment(segment: &str) -> Result<String, PathError> {
-    let bytes = segment.as_bytes();
-    let mut out = String::with_capacity(segment.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        if byte.is_ascii_control() || byte == b' ' || byte == b'\\' {
-            return Err(PathError::ForbiddenCharacter);
-        }
-        if byte != b'%' {
-            // Non-ASCII bytes arrive only inside valid UTF-8 here, because
-            // the path is a &str.
-            let c = segment[i..]
-                .chars()
-                .next()
-                .ok_or(PathError::ForbiddenCharacter)?;
-            out.push(c);
-            i += c.len_utf8();
-            continue;
-        }
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .ok_or(PathError::BadPercentEncoding)?;
-        let value = std::str::from_utf8(hex)
-            .ok()
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .ok_or(PathError::BadPercentEncoding)?;
-        if matches!(value, b'/' | b'\\' | b'.' | b'%') || value.is_ascii_control() {
-            return Err(PathError::AmbiguousEncoding);
-        }
-        if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'_' | b'~') {
-            out.push(char::from(value));
-        } else {
-            out.push_str(&format!("%{value:02X}"));
-        }
-        i += 3;
-    }
-    Ok(out)
+/// Returns the part of a normalised SCIM path below [`SCIM_PREFIX`], such as
+/// `/Users/7`, or `None` when the path is not a SCIM path.
+pub fn scim_subpath(path: &str) -> Option<&str> {
+    let prefix = path.get(..SCIM_PREFIX.len())?;
+    let rest = &path[SCIM_PREFIX.len()..];
+    (prefix.eq_ignore_ascii_case(SCIM_PREFIX) && (rest.is_empty() || rest.starts_with('/')))
+        .then_some(rest)
 }
 
 /// Classifies a normalised path.
 pub fn classify(path: &str) -> Route {
+    if scim_subpath(path).is_some() {
+        return Route::Scim;
+    }
     match path {
         "/oauth2/start" => Route::LoginStart,
         "/oauth2/callback" => Route::Callback,
@@ -168,56 +96,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalised_paths() {
-        let cases = [
-            ("/", "/"),
-            ("/a/b", "/a/b"),
-            ("/a/b/", "/a/b/"),
-            ("//a///b", "/a/b"),
-            ("/%61%62c", "/abc"),
-            ("/a%20b", "/a%20b"),
-            ("/a%2cb", "/a%2Cb"),
-            ("/oauth2/callback;x=1", "/oauth2/callback"),
-            ("/a;p/b", "/a/b"),
-            ("/caf%C3%A9", "/caf%C3%A9"),
-            ("/café", "/café"),
-            ("/%7Euser", "/~user"),
-        ];
-        for (raw, expected) in cases {
-            assert_eq!(normalise_path(raw), Ok(expected.to_owned()), "path {raw:?}");
-        }
-    }
-
-    #[test]
-    fn rejected_paths() {
-        let cases = [
-            ("", PathError::NotAbsolute),
-            ("*", PathError::NotAbsolute),
-            ("http://x/a", PathError::NotAbsolute),
-            ("/a/../b", PathError::DotSegment),
-            ("/a/./b", PathError::DotSegment),
-            ("/..", PathError::DotSegment),
-            ("/a/..;x/b", PathError::DotSegment),
-            ("/a/%2e%2e/b", PathError::AmbiguousEncoding),
-            ("/a/%2E/b", PathError::AmbiguousEncoding),
-            ("/a%2fb", PathError::AmbiguousEncoding),
-            ("/a%2Fb", PathError::AmbiguousEncoding),
-            ("/a%5cb", PathError::AmbiguousEncoding),
-            ("/a%00b", PathError::AmbiguousEncoding),
-            ("/a%252fb", PathError::AmbiguousEncoding),
-            ("/a%0ab", PathError::AmbiguousEncoding),
-            ("/a%", PathError::BadPercentEncoding),
-            ("/a%2", PathError::BadPercentEncoding),
-            ("/a%zz", PathError::BadPercentEncoding),
-            ("/a\\b", PathError::ForbiddenCharacter),
-            ("/a\tb", PathError::ForbiddenCharacter),
-        ];
-        for (raw, expected) in cases {
-            assert_eq!(normalise_path(raw), Err(expected), "path {raw:?}");
-        }
-    }
-
-    #[test]
     fn classification() {
         let cases = [
             ("/oauth2/start", Route::LoginStart),
@@ -231,6 +109,14 @@ mod tests {
             ("/livez", Route::Upstream),
             ("/readyz", Route::Upstream),
             ("/OAuth2/callback", Route::Upstream),
+            ("/scim/v2", Route::Scim),
+            ("/scim/v2/", Route::Scim),
+            ("/scim/v2/Users", Route::Scim),
+            ("/SCIM/V2/Users/1", Route::Scim),
+            ("/Scim/v2/.search", Route::Scim),
+            ("/scim/v2x", Route::Upstream),
+            ("/scim/v3/Users", Route::Upstream),
+            ("/scim", Route::Upstream),
         ];
         for (path, expected) in cases {
             assert_eq!(classify(path), expected, "path {path:?}");
@@ -243,10 +129,30 @@ mod tests {
             ("//oauth2//callback", Route::Callback),
             ("/oauth2/%63allback", Route::Callback),
             ("/oauth2/callback;jsessionid=1", Route::Callback),
+            ("//scim//v2/Users", Route::Scim),
+            ("/scim/v2;x=1/Users", Route::Scim),
+            ("/%73cim/v2/Users", Route::Scim),
+            ("/sc%69m/V2/Users", Route::Scim),
+            ("/scim;a/v2;b/Users", Route::Scim),
         ];
         for (raw, expected) in cases {
             let path = normalise_path(raw).expect("valid path");
             assert_eq!(classify(&path), expected, "path {raw:?}");
+        }
+    }
+
+    #[test]
+    fn scim_subpaths() {
+        let cases = [
+            ("/scim/v2", Some("")),
+            ("/scim/v2/", Some("/")),
+            ("/SCIM/v2/Users/7", Some("/Users/7")),
+            ("/scim/v2x", None),
+            ("/scim", None),
+            ("/", None),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(scim_subpath(path), expected, "path {path:?}");
         }
     }
 
