@@ -13,9 +13,11 @@ readonly PROXY_HOST=127.0.0.1
 readonly IDP_HOST=127.0.0.2
 readonly READY_TIMEOUT_SECONDS=30
 readonly STOP_TIMEOUT_SECONDS=10
-readonly LOG_DIR=".run/quickstart"
-readonly CHECK_COOKIE_JAR="$LOG_DIR/check-cookies.txt"
-readonly CHECK_PAGE="$LOG_DIR/check-page.html"
+# A --check run has a folder of its own, so it never overwrites the logs of
+# a quick start that is still running. parse_arguments sets these.
+LOG_DIR=".run/quickstart"
+CHECK_COOKIE_JAR=""
+CHECK_PAGE=""
 readonly CONFIG_FILE="config/quickstart.toml"
 
 check_mode=false
@@ -40,12 +42,17 @@ EOF
 parse_arguments() {
   while [ "$#" -gt 0 ]; do
     case "$1" in
-      --check) check_mode=true ;;
+      --check)
+        check_mode=true
+        LOG_DIR=".run/quickstart-check"
+        ;;
       -h | --help) usage; exit 0 ;;
       *) echo "quickstart: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
     shift
   done
+  CHECK_COOKIE_JAR="$LOG_DIR/check-cookies.txt"
+  CHECK_PAGE="$LOG_DIR/check-page.html"
 }
 
 # Prints a port that is free on HOST: PREFERRED when it is free, otherwise one

@@ -20,7 +20,15 @@ use url::Url;
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
 /// The top-level tables of the configuration.
-const SECTIONS: &[&str] = &["server", "upstream", "oidc", "session", "log"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "upstream",
+    "oidc",
+    "session",
+    "scim",
+    "directory",
+    "log",
+];
 
 /// Errors while loading or validating the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +81,12 @@ pub struct Config {
     /// Session storage and the session cookie.
     #[serde(default)]
     pub session: SessionConfig,
+    /// The SCIM 2.0 provisioning endpoint.
+    #[serde(default)]
+    pub scim: ScimConfig,
+    /// Where provisioned users, groups and API tokens are stored.
+    #[serde(default)]
+    pub directory: DirectoryConfig,
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
@@ -196,6 +210,77 @@ pub struct SessionConfig {
     pub cookie_keys_file: Option<PathBuf>,
 }
 
+/// `[scim]`: the SCIM 2.0 endpoint at `/scim/v2`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConfig {
+    /// Serve SCIM at `/scim/v2`. When off, those paths get 404 and are still
+    /// never forwarded to the dashboard.
+    #[serde(default = "default_true", deserialize_with = "de::boolean")]
+    pub enabled: bool,
+    /// External URL of the SCIM base, used for `meta.location` and `Location`
+    /// headers. Default: `<server.public_url>/scim/v2`.
+    #[serde(default)]
+    pub base_url: Option<Url>,
+    /// Status of a successful Group PATCH: 204 (no body, the default, because
+    /// member lists can be large) or 200 (the group in the body).
+    #[serde(
+        default = "default_group_patch_status",
+        deserialize_with = "de::number"
+    )]
+    pub group_patch_status: usize,
+    /// Largest accepted request body, in bytes; larger requests get 413.
+    #[serde(default = "default_scim_max_body", deserialize_with = "de::number")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        ScimConfig {
+            enabled: true,
+            base_url: None,
+            group_patch_status: default_group_patch_status(),
+            max_body_bytes: default_scim_max_body(),
+        }
+    }
+}
+
+/// The kind of directory backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryBackend {
+    /// One SQLite file: the embedded default, for a single replica.
+    Sqlite,
+    /// PostgreSQL: shared by several replicas.
+    Postgres,
+}
+
+/// `[directory]`: the store of provisioned users, groups and API tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// Backend.
+    #[serde(default = "default_directory_backend")]
+    pub backend: DirectoryBackend,
+    /// `sqlite://PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`.
+    /// Default: `sqlite://portcullis.db` in the working directory.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// File whose contents is the URL, for URLs that carry a password.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            backend: default_directory_backend(),
+            url: None,
+            url_file: None,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -286,6 +371,15 @@ fn default_cookie_name() -> String {
 fn default_session_ttl() -> Duration {
     Duration::from_secs(8 * 3600)
 }
+fn default_group_patch_status() -> usize {
+    204
+}
+fn default_scim_max_body() -> usize {
+    1024 * 1024
+}
+fn default_directory_backend() -> DirectoryBackend {
+    DirectoryBackend::Sqlite
+}
 fn default_log_format() -> LogFormat {
     LogFormat::Json
 }
@@ -313,6 +407,10 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Cookie signing keys, the signing key first; empty means generate one.
     pub cookie_keys: Vec<Vec<u8>>,
+    /// External URL of the SCIM base, without a trailing slash.
+    pub scim_base_url: Url,
+    /// The directory URL, from the file or the configuration.
+    pub directory_url: String,
 }
 
 /// Reads `path`, applies the process environment's overrides, reads secret
@@ -330,19 +428,49 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Settings, 
     })?;
     let mut document: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: syntax_message(&text, &e),
     })?;
-    apply_env_overrides(&mut document, env)?;
-    let config = parse_document(document)?;
+    let from_env = apply_env_overrides(&mut document, env)?;
+    let config = parse_document(document, &from_env)?;
     validate(config)
 }
 
+/// Formats a TOML syntax error with its line and column but without the
+/// source line, which could show a secret.
+fn syntax_message(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message();
+    let Some(span) = error.span() else {
+        return message.to_owned();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+/// Keys whose values are secrets; their parse errors do not repeat the value.
+const SECRET_KEYS: &[&str] = &[
+    "oidc.client_secret",
+    "session.redis_url",
+    "session.cookie_keys",
+    "directory.url",
+];
+
 /// Parses an already-merged TOML table into a [`Config`], naming the
-/// offending key on error.
-fn parse_document(document: toml::Table) -> Result<Config, ConfigError> {
+/// offending key, and the environment variable when the value came from one.
+fn parse_document(
+    document: toml::Table,
+    from_env: &[(String, String)],
+) -> Result<Config, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(document)).map_err(|e| {
         let key = e.path().to_string();
-        let message = e.inner().message().to_owned();
+        let mut message = e.inner().message().to_owned();
+        if SECRET_KEYS.iter().any(|secret| key.starts_with(secret)) {
+            message = "invalid value; it is not shown because this key holds a secret".to_owned();
+        }
+        if let Some((_, variable)) = from_env.iter().find(|(dotted, _)| *dotted == key) {
+            message = format!("{message} (set by {variable})");
+        }
         if key == "." {
             ConfigError::invalid("(top level)", message)
         } else {
@@ -352,11 +480,13 @@ fn parse_document(document: toml::Table) -> Result<Config, ConfigError> {
 }
 
 /// Sets `section.key` for every `PORTCULLIS_SECTION__KEY` variable. Values
-/// are inserted as strings; typed fields parse them.
+/// are inserted as strings; typed fields parse them. Returns each dotted key
+/// set with the variable that set it.
 fn apply_env_overrides(
     document: &mut toml::Table,
     env: &[(String, String)],
-) -> Result<(), ConfigError> {
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = Vec::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -385,9 +515,10 @@ fn apply_env_overrides(
         let toml::Value::Table(table) = table else {
             return Err(ConfigError::invalid(&section, "must be a table"));
         };
-        table.insert(key, toml::Value::String(value.clone()));
+        table.insert(key.clone(), toml::Value::String(value.clone()));
+        applied.push((format!("{section}.{key}"), name.clone()));
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Reads secret files, resolves addresses and checks values that serde
@@ -419,6 +550,9 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
     if config.session.ttl < Duration::from_secs(60) {
         return Err(ConfigError::invalid("session.ttl", "must be at least 1m"));
     }
+    validate_log_level(&config.log.level)?;
+    let scim_base_url = scim_base_url(&config)?;
+    let directory_url = read_directory_url(&config.directory)?;
 
     Ok(Settings {
         config,
@@ -428,7 +562,99 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
         client_secret,
         redis_url,
         cookie_keys,
+        scim_base_url,
+        directory_url,
     })
+}
+
+/// Checks a `tracing` filter. A bare word is read by `tracing` as a target
+/// name, so a misspelt level would silently log nothing: every directive
+/// without `=` must be a level.
+fn validate_log_level(filter: &str) -> Result<(), ConfigError> {
+    const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+    let misspelt = filter.split(',').map(str::trim).find(|directive| {
+        !directive.contains('=')
+            && !directive.contains('[')
+            && !LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+    });
+    let parsed = tracing_subscriber::EnvFilter::try_new(filter);
+    if misspelt.is_some() || parsed.is_err() {
+        return Err(ConfigError::invalid(
+            "log.level",
+            format!(
+                "invalid filter {filter:?}; use a level (trace, debug, info, warn, error, off) or directives such as \"portcullis=debug,info\""
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn scim_base_url(config: &Config) -> Result<Url, ConfigError> {
+    const KEY: &str = "scim.base_url";
+    if !matches!(config.scim.group_patch_status, 200 | 204) {
+        return Err(ConfigError::invalid(
+            "scim.group_patch_status",
+            "must be 200 or 204",
+        ));
+    }
+    if config.scim.max_body_bytes < 1024 {
+        return Err(ConfigError::invalid(
+            "scim.max_body_bytes",
+            "must be at least 1024",
+        ));
+    }
+    let url = match &config.scim.base_url {
+        Some(url) => url.clone(),
+        None => config
+            .server
+            .public_url
+            .join("/scim/v2")
+            .map_err(|e| ConfigError::invalid(KEY, e.to_string()))?,
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+        return Err(ConfigError::invalid(
+            KEY,
+            "must be an http or https URL without a query",
+        ));
+    }
+    Ok(url)
+}
+
+fn read_directory_url(directory: &DirectoryConfig) -> Result<String, ConfigError> {
+    let url = match (&directory.url, &directory.url_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "directory.url_file",
+                "set either directory.url or directory.url_file, not both",
+            ))
+        }
+        (Some(url), None) => url.clone(),
+        (None, Some(path)) => read_secret_file("directory.url_file", path)?,
+        (None, None) => match directory.backend {
+            DirectoryBackend::Sqlite => "sqlite://portcullis.db".to_owned(),
+            DirectoryBackend::Postgres => {
+                return Err(ConfigError::invalid(
+                    "directory.url",
+                    "missing; directory.backend = \"postgres\" needs a postgres:// URL",
+                ))
+            }
+        },
+    };
+    let expected = match directory.backend {
+        DirectoryBackend::Sqlite => &["sqlite:"][..],
+        DirectoryBackend::Postgres => &["postgres://", "postgresql://"][..],
+    };
+    if !expected.iter().any(|prefix| url.starts_with(prefix)) {
+        // The URL may carry a password, so it is not echoed.
+        return Err(ConfigError::invalid(
+            "directory.url",
+            format!(
+                "must start with {} for this directory.backend",
+                expected.join(" or ")
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 fn resolve_address(key: &str, address: &str) -> Result<SocketAddr, ConfigError> {

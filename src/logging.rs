@@ -6,11 +6,25 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// Pingora's crates log whole request headers, cookies and `Authorization`
+/// included, at debug level, so the configured filter never lets them below
+/// info. `RUST_LOG` is not capped, for debugging on a developer's machine.
+const PINGORA_CAPS: &str = "pingora_core=info,pingora_proxy=info,pingora_http=info";
+
+fn configured_filter(level: &str) -> String {
+    let verbose = level.contains("debug") || level.contains("trace");
+    if verbose {
+        format!("{level},{PINGORA_CAPS}")
+    } else {
+        level.to_owned()
+    }
+}
+
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the
 /// configured level.
 pub fn init(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.level))
+        .or_else(|_| EnvFilter::try_new(configured_filter(&config.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -54,6 +54,12 @@ fn minimal_file_uses_defaults() {
     assert_eq!(config.oidc.scopes, ["openid", "email", "profile"]);
     assert_eq!(settings.client_secret, "s3cret");
     assert_eq!(settings.upstream_addr.port(), 3000);
+    assert_eq!(
+        settings.scim_base_url.as_str(),
+        "https://dash.example.com/scim/v2"
+    );
+    assert_eq!(settings.directory_url, "sqlite://portcullis.db");
+    assert_eq!(config.scim.group_patch_status, 204);
 }
 
 #[test]
@@ -246,4 +252,43 @@ fn example_files_are_valid() {
             panic!("{name}: {error}");
         }
     }
+}
+
+#[test]
+fn errors_never_show_secret_values() {
+    let unterminated = MINIMAL.replace("\"s3cret\"", "\"TOPSECRET-VALUE");
+    let error = load_text(&unterminated, &[]).expect_err("a syntax error");
+    assert!(!error.to_string().contains("TOPSECRET"), "{error}");
+    assert!(error.to_string().contains("line "), "{error}");
+
+    let wrong_type = MINIMAL.replace("\"s3cret\"", "424242");
+    let error = load_text(&wrong_type, &[]).expect_err("a type error");
+    assert!(!error.to_string().contains("424242"), "{error}");
+    assert_eq!(error_key(load_text(&wrong_type, &[])), "oidc.client_secret");
+}
+
+#[test]
+fn override_errors_name_the_variable() {
+    let error = load_text(MINIMAL, &[("PORTCULLIS_SESSION__TTL", "soon")]).expect_err("an error");
+    assert!(
+        error.to_string().contains("PORTCULLIS_SESSION__TTL"),
+        "{error}"
+    );
+}
+
+#[test]
+fn wrong_types_get_clear_messages() {
+    let cases = [
+        ("PORTCULLIS_SERVER__THREADS", "-1", "non-negative integer"),
+        ("PORTCULLIS_SESSION__COOKIE_SECURE", "1", "true or false"),
+    ];
+    for (variable, value, expected) in cases {
+        let error = load_text(MINIMAL, &[(variable, value)]).expect_err("an error");
+        assert!(error.to_string().contains(expected), "{variable}: {error}");
+    }
+    let list = MINIMAL.replace("[oidc]", "[oidc]\nscopes = [1]");
+    let error = load_text(&list, &[]).expect_err("an error");
+    assert!(error.to_string().contains("list of strings"), "{error}");
+    let level = load_text(MINIMAL, &[("PORTCULLIS_LOG__LEVEL", "verbose!!")]);
+    assert_eq!(error_key(level), "log.level");
 }

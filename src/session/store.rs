@@ -21,6 +21,9 @@ pub enum StoreError {
     /// The store did not answer within the configured timeout.
     #[error("session store timed out after {0:?}")]
     Timeout(Duration),
+    /// The in-memory store holds its maximum number of entries.
+    #[error("session store is full ({0} entries)")]
+    Full(usize),
 }
 
 /// Key-value storage with per-key expiry, the only thing sessions and login
@@ -41,11 +44,16 @@ pub trait SessionStore: Send + Sync {
 }
 
 /// Sessions in this process's memory: one replica only, lost on restart.
-#[derive(Default)]
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, MemoryEntry>>,
     writes: AtomicU64,
+    max_entries: usize,
 }
+
+/// Default maximum number of entries (sessions and login flows together).
+/// Each is under 2 KiB, so the store stays under about 200 MiB even when
+/// clients start logins they never finish.
+pub const MEMORY_STORE_MAX_ENTRIES: usize = 100_000;
 
 struct MemoryEntry {
     value: Vec<u8>,
@@ -56,10 +64,25 @@ struct MemoryEntry {
 /// bounded by the live sessions without a background task.
 const SWEEP_EVERY_WRITES: u64 = 1024;
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_max_entries(MEMORY_STORE_MAX_ENTRIES)
+    }
+}
+
 impl MemoryStore {
-    /// Creates an empty store.
+    /// Creates an empty store with the default maximum size.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Creates an empty store that holds at most `max_entries` entries.
+    pub fn with_max_entries(max_entries: usize) -> Self {
+        MemoryStore {
+            entries: Mutex::new(HashMap::new()),
+            writes: AtomicU64::new(0),
+            max_entries,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, MemoryEntry>> {
@@ -84,8 +107,12 @@ impl SessionStore for MemoryStore {
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut entries = self.lock();
-        if self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == 0 {
+        let full = entries.len() >= self.max_entries && !entries.contains_key(key);
+        if full || self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == 0 {
             entries.retain(|_, entry| entry.expires_at > now);
+        }
+        if entries.len() >= self.max_entries && !entries.contains_key(key) {
+            return Err(StoreError::Full(self.max_entries));
         }
         entries.insert(
             key.to_owned(),
@@ -215,6 +242,30 @@ mod tests {
             .expect("memory put");
         assert_eq!(store.take("k").await.expect("take"), Some(b"v".to_vec()));
         assert_eq!(store.take("k").await.expect("take"), None);
+    }
+
+    #[tokio::test]
+    async fn memory_store_rejects_writes_when_full() {
+        let store = MemoryStore::with_max_entries(2);
+        let ttl = Duration::from_secs(60);
+        store.put("a", b"1".to_vec(), ttl).await.expect("first put");
+        store
+            .put("b", b"2".to_vec(), ttl)
+            .await
+            .expect("second put");
+        assert!(matches!(
+            store.put("c", b"3".to_vec(), ttl).await,
+            Err(StoreError::Full(2))
+        ));
+        store
+            .put("a", b"updated".to_vec(), ttl)
+            .await
+            .expect("replacing an existing key still works");
+        store.delete("b").await.expect("delete");
+        store
+            .put("c", b"3".to_vec(), ttl)
+            .await
+            .expect("room again");
     }
 
     #[tokio::test]
