@@ -10,6 +10,7 @@
 //! | [`proxy`] | the `ProxyHttp` hooks, path normalisation and routing, identity headers | Pingora, every phase |
 //! | [`auth`] | OIDC discovery, login (state, nonce, PKCE), callback, sign-out, session lookup | `request_filter` |
 //! | [`session`] | the `Session` model, the `SessionStore` trait (Redis, memory), the cookie codec | [`auth`] |
+//! | [`scim`] | SCIM 2.0 without HTTP or storage: schemas, filters, PATCH, attribute selection, errors | the SCIM handler |
 //! | [`directory`] | the `Directory` trait for SCIM Users, Groups and API tokens, with SQLite and PostgreSQL backends | the SCIM handler, the CLI |
 //! | [`tokens`] | API tokens: generation, SHA-256 hashes, constant-time verification | the SCIM handler, the CLI |
 //! | [`web`] | cookie parsing and local responses (redirects, pages, JSON errors) | [`auth`], [`proxy`] |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod directory;
 pub mod logging;
 pub mod proxy;
+pub mod scim;
 pub mod server;
 pub mod session;
 pub mod tokens;

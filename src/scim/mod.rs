@@ -1,0 +1,18 @@
+//! SCIM 2.0 provisioning (RFC 7643 and RFC 7644), free of Pingora, HTTP and
+//! storage: pure functions over `serde_json::Value` documents as Okta and
+//! Microsoft Entra send them.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`error`] | [`ScimError`](error::ScimError) and the RFC 7644 §3.12 error body |
+//! | [`schema`] | attribute definitions of User, Enterprise User and Group, path lookup, the `/Schemas` representation |
+//!
+//! The protocol handler (request routing, the `Directory` calls, list
+//! responses and pagination) and the discovery endpoints
+//! (`/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`) are built on
+//! these modules in `handler.rs` and `discovery.rs` beside them.
+
+pub mod error;
+pub mod schema;
