@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`error`] | [`ScimError`](error::ScimError) and the RFC 7644 §3.12 error body |
 //! | [`schema`] | attribute definitions of User, Enterprise User and Group, path lookup, the `/Schemas` representation |
+//! | [`filter`] | the RFC 7644 §3.4.2.2 filter parser, printer and evaluator, and the equality lookup a directory index can serve |
 //!
 //! The protocol handler (request routing, the `Directory` calls, list
 //! responses and pagination) and the discovery endpoints
@@ -15,4 +16,5 @@
 //! these modules in `handler.rs` and `discovery.rs` beside them.
 
 pub mod error;
+pub mod filter;
 pub mod schema;
