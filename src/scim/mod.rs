@@ -9,6 +9,7 @@
 //! | [`error`] | [`ScimError`](error::ScimError) and the RFC 7644 §3.12 error body |
 //! | [`schema`] | attribute definitions of User, Enterprise User and Group, path lookup, the `/Schemas` representation |
 //! | [`filter`] | the RFC 7644 §3.4.2.2 filter parser, printer and evaluator, and the equality lookup a directory index can serve |
+//! | [`patch`] | the RFC 7644 §3.5.2 PATCH engine, with the Okta and Entra dialects, and value coercion for POST and PUT bodies |
 //!
 //! The protocol handler (request routing, the `Directory` calls, list
 //! responses and pagination) and the discovery endpoints
@@ -17,4 +18,5 @@
 
 pub mod error;
 pub mod filter;
+pub mod patch;
 pub mod schema;
