@@ -10,12 +10,14 @@
 //! | [`schema`] | attribute definitions of User, Enterprise User and Group, path lookup, the `/Schemas` representation |
 //! | [`filter`] | the RFC 7644 §3.4.2.2 filter parser, printer and evaluator, and the equality lookup a directory index can serve |
 //! | [`patch`] | the RFC 7644 §3.5.2 PATCH engine, with the Okta and Entra dialects, and value coercion for POST and PUT bodies |
+//! | [`attributes`] | `attributes` and `excludedAttributes` projection (RFC 7644 §3.9) |
 //!
 //! The protocol handler (request routing, the `Directory` calls, list
 //! responses and pagination) and the discovery endpoints
 //! (`/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`) are built on
 //! these modules in `handler.rs` and `discovery.rs` beside them.
 
+pub mod attributes;
 pub mod error;
 pub mod filter;
 pub mod patch;
