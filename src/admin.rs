@@ -9,27 +9,44 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::auth::Provider;
+use crate::directory::Directory;
 use crate::session::SessionStore;
 
 /// Answers the probes.
 pub struct AdminApp {
     store: Arc<dyn SessionStore>,
     provider: Arc<Provider>,
+    directory: Option<Arc<dyn Directory>>,
 }
 
 impl AdminApp {
-    /// Creates the app over the session store and provider it checks.
-    pub fn new(store: Arc<dyn SessionStore>, provider: Arc<Provider>) -> Self {
-        AdminApp { store, provider }
+    /// Creates the app over what it checks: the session store, the provider
+    /// and, when SCIM is enabled, the directory.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        provider: Arc<Provider>,
+        directory: Option<Arc<dyn Directory>>,
+    ) -> Self {
+        AdminApp {
+            store,
+            provider,
+            directory,
+        }
     }
 
-    /// Checks readiness: the session store answers and provider discovery has
-    /// succeeded. Returns the failed checks.
+    /// Checks readiness: the session store and the directory answer, and
+    /// provider discovery has succeeded. Returns the failed checks.
     async fn failed_checks(&self) -> Vec<&'static str> {
         let mut failed = Vec::new();
         if let Err(error) = self.store.ping().await {
             tracing::warn!(error = %error, "readiness: session store unavailable");
             failed.push("session_store");
+        }
+        if let Some(directory) = &self.directory {
+            if let Err(error) = directory.ping().await {
+                tracing::warn!(error = %error, "readiness: directory unavailable");
+                failed.push("directory");
+            }
         }
         if !self.provider.is_discovered() {
             failed.push("oidc_discovery");

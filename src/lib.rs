@@ -10,21 +10,24 @@
 //! | [`proxy`] | the `ProxyHttp` hooks, path normalisation and routing, identity headers | Pingora, every phase |
 //! | [`auth`] | OIDC discovery, login (state, nonce, PKCE), callback, sign-out, session lookup | `request_filter` |
 //! | [`session`] | the `Session` model, the `SessionStore` trait (Redis, memory), the cookie codec | [`auth`] |
-//! | [`scim`] | SCIM 2.0 without HTTP or storage: schemas, filters, PATCH, attribute selection, errors | the SCIM handler |
+//! | [`scim`] | SCIM 2.0: schemas, filters, PATCH, attribute selection, errors, and the handler of `/scim/v2` requests | `request_filter` (through [`proxy`]) |
 //! | [`directory`] | the `Directory` trait for SCIM Users, Groups and API tokens, with SQLite and PostgreSQL backends | the SCIM handler, the CLI |
 //! | [`tokens`] | API tokens: generation, SHA-256 hashes, constant-time verification | the SCIM handler, the CLI |
 //! | [`web`] | cookie parsing and local responses (redirects, pages, JSON errors) | [`auth`], [`proxy`] |
+//! | [`cli`] | the `token` and `user` administration commands | `main` |
 //! | [`admin`] | `/livez` and `/readyz` on the admin listener | Pingora admin service |
 //! | [`logging`] | `tracing` set-up, JSON or text, with Pingora's `log` records bridged in | `main` |
 //!
 //! A request on the proxy listener is classified on its normalised path in
-//! `request_filter`: `/oauth2/*` is answered by [`auth`]; anything else needs
+//! `request_filter`: `/oauth2/*` is answered by [`auth`], `/scim/v2/*` by
+//! [`scim`] with an API token and never forwarded; anything else needs
 //! a session, or gets a redirect to the provider (browser navigation) or 401
 //! (API call). `upstream_request_filter` then strips client-sent identity
 //! headers and portcullis's cookies and sets the verified identity.
 
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod logging;

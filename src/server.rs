@@ -15,7 +15,9 @@ use pingora::services::listening::Service;
 use crate::admin::AdminApp;
 use crate::auth::{Auth, CookieSettings, Provider, ProviderSettings};
 use crate::config::{SessionStoreKind, Settings};
+use crate::directory::{Directory, LazyDirectory};
 use crate::proxy::Portcullis;
+use crate::scim::handler::{ScimService, ScimSettings};
 use crate::session::{CookieCodec, MemoryStore, RedisStore, SessionStore, Sessions};
 
 /// Provider metadata and keys are reloaded this often, so rotated signing
@@ -69,15 +71,24 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
 
     let server_conf = ServerConf {
         threads: config.server.threads,
-        grace_period_seconds: Some(config.server.grace_period.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(config.server.shutdown_timeout.as_secs()),
+        grace_period_seconds: Some(whole_seconds(config.server.grace_period)),
+        graceful_shutdown_timeout_seconds: Some(whole_seconds(config.server.shutdown_timeout)),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
+    let directory: Arc<dyn Directory> = Arc::new(LazyDirectory::new(
+        config.directory.backend,
+        settings.directory_url.clone(),
+    ));
+    let scim = config
+        .scim
+        .enabled
+        .then(|| Arc::new(scim_service(&settings, directory.clone())));
     let portcullis = Portcullis::new(
         auth,
+        scim,
         settings.upstream_addr,
         config.upstream.connect_timeout,
     );
@@ -90,7 +101,11 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
 
     let mut admin = Service::new(
         "portcullis admin".to_owned(),
-        HttpServer::new_app(AdminApp::new(store, provider.clone())),
+        HttpServer::new_app(AdminApp::new(
+            store,
+            provider.clone(),
+            config.scim.enabled.then_some(directory),
+        )),
     );
     admin.add_tcp(&settings.admin_listen.to_string());
     admin.threads = Some(1);
@@ -109,6 +124,32 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         "portcullis starting"
     );
     server.run_forever()
+}
+
+/// Rounds up to whole seconds, Pingora's unit, so "500ms" is not read as 0.
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+fn scim_service(settings: &Settings, directory: Arc<dyn Directory>) -> ScimService {
+    let scim = &settings.config.scim;
+    let group_patch_status = if scim.group_patch_status == 200 {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::NO_CONTENT
+    };
+    ScimService::new(
+        directory,
+        ScimSettings {
+            base_url: settings
+                .scim_base_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            group_patch_status,
+            max_body_bytes: scim.max_body_bytes,
+        },
+    )
 }
 
 fn provider_settings(settings: &Settings) -> Result<ProviderSettings, url::ParseError> {

@@ -27,9 +27,12 @@ use serde_json::Value;
 
 use crate::tokens::TokenRecord;
 
+pub use open::{open, LazyDirectory};
+
 #[cfg(test)]
 mod conformance;
 mod document;
+mod open;
 pub mod postgres;
 pub mod sqlite;
 

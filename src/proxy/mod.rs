@@ -4,6 +4,7 @@
 
 pub mod identity;
 pub mod route;
+pub mod scim;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use pingora::{Error, ErrorSource};
 
 use crate::auth::login::store_unavailable_page;
 use crate::auth::{Auth, Authenticated};
+use crate::scim::handler::ScimService;
 use crate::session::Identity;
 use crate::web::{cookies, LocalResponse};
 use route::Route;
@@ -25,6 +27,7 @@ use route::Route;
 /// The proxy service: one per process, shared by all worker threads.
 pub struct Portcullis {
     auth: Arc<Auth>,
+    scim: Option<Arc<ScimService>>,
     upstream: SocketAddr,
     connect_timeout: Duration,
 }
@@ -45,13 +48,22 @@ pub enum Decision {
     Forward,
     /// Respond locally with this response.
     Respond(LocalResponse),
+    /// Pass to the SCIM handler; the string is the path below `/scim/v2`.
+    Scim(String),
 }
 
 impl Portcullis {
-    /// Creates the proxy for the dashboard at `upstream`.
-    pub fn new(auth: Arc<Auth>, upstream: SocketAddr, connect_timeout: Duration) -> Self {
+    /// Creates the proxy for the dashboard at `upstream`; `scim` is `None`
+    /// when SCIM is disabled.
+    pub fn new(
+        auth: Arc<Auth>,
+        scim: Option<Arc<ScimService>>,
+        upstream: SocketAddr,
+        connect_timeout: Duration,
+    ) -> Self {
         Portcullis {
             auth,
+            scim,
             upstream,
             connect_timeout,
         }
@@ -60,7 +72,7 @@ impl Portcullis {
     /// Routes one request. Login endpoints respond here, and everything else
     /// needs a valid session before it is forwarded.
     pub async fn decide(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Decision {
-        let path = match route::normalise_path(request.uri.path()) {
+        let path = match request_path(request).and_then(route::normalise_path) {
             Ok(path) => path,
             Err(error) => {
                 return Decision::Respond(LocalResponse::page(
@@ -88,6 +100,9 @@ impl Portcullis {
                 "There is no such sign-in endpoint.",
                 None,
             )),
+            Route::Scim => {
+                Decision::Scim(route::scim_subpath(&path).unwrap_or_default().to_owned())
+            }
             Route::Upstream => self.require_session(request, ctx).await,
         }
     }
@@ -175,6 +190,19 @@ impl Portcullis {
     }
 }
 
+/// Returns the path of the request target as the client sent it. Only the
+/// origin form (`/path?query`) is accepted, because the raw target is what
+/// the dashboard receives: a target such as `x/../admin` or an absolute URL
+/// could be read there as a path that routing never saw.
+fn request_path(request: &RequestHeader) -> Result<&str, route::PathError> {
+    let raw = std::str::from_utf8(request.raw_path())
+        .map_err(|_| route::PathError::ForbiddenCharacter)?;
+    if !raw.starts_with('/') {
+        return Err(route::PathError::NotAbsolute);
+    }
+    Ok(raw.split('?').next().unwrap_or(raw))
+}
+
 /// Reads the target of `/oauth2/start?rd=...`, which the login flow validates.
 fn start_target(query: Option<&str>) -> String {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -207,13 +235,15 @@ impl ProxyHttp for Portcullis {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> pingora::Result<bool> {
-        match self.decide(session.req_header(), ctx).await {
-            Decision::Forward => Ok(false),
-            Decision::Respond(response) => {
-                response.send(session).await?;
-                Ok(true)
+        let response = match self.decide(session.req_header(), ctx).await {
+            Decision::Forward => return Ok(false),
+            Decision::Respond(response) => response,
+            Decision::Scim(subpath) => {
+                scim::serve_scim(session, self.scim.as_deref(), &subpath).await
             }
-        }
+        };
+        response.send(session).await?;
+        Ok(true)
     }
 
     async fn upstream_peer(

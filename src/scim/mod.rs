@@ -18,7 +18,10 @@
 //! these modules in `handler.rs` and `discovery.rs` beside them.
 
 pub mod attributes;
+pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod handler;
 pub mod patch;
+pub mod resources;
 pub mod schema;

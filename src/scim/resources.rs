@@ -1,0 +1,703 @@
+//! The User and Group endpoints: create, read, list and search, replace,
+//! PATCH and delete, with `meta`, ETags, pagination and attribute
+//! selection.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::attributes::select_attributes;
+use super::discovery::{LIST_RESPONSE_URN, MAX_RESULTS};
+use super::error::ScimError;
+use super::filter::{index_lookup, matches, parse_filter, Filter, IndexedAttribute};
+use super::handler::{directory_error, ScimRequest, ScimResponse, ScimSettings};
+use super::patch::{apply_patch, coerce_resource, PatchRequest};
+use super::schema::{ResourceType, GROUP_RESOURCE, USER_RESOURCE};
+use crate::directory::{Directory, DirectoryError, Lookup, Page, ResourceKind, StoredResource};
+
+/// `schemas` URN of a `POST .search` body.
+const SEARCH_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/// Page size when a list request gives no `count`.
+const DEFAULT_COUNT: u64 = 100;
+
+/// A PATCH that keeps losing the race against concurrent writers is retried
+/// this many times before the client is asked to retry.
+const PATCH_ATTEMPTS: usize = 8;
+
+/// The parameters of a list or search request.
+#[derive(Debug, Default)]
+struct ListParams {
+    filter: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+/// The attribute selection parameters of a single-resource request.
+#[derive(Debug, Default)]
+struct Selection {
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+/// The resource endpoints over a directory.
+pub struct Resources {
+    directory: Arc<dyn Directory>,
+    settings: ScimSettings,
+}
+
+fn resource_type(kind: ResourceKind) -> &'static ResourceType {
+    match kind {
+        ResourceKind::User => &USER_RESOURCE,
+        ResourceKind::Group => &GROUP_RESOURCE,
+    }
+}
+
+impl Resources {
+    /// Creates the endpoints.
+    pub fn new(directory: Arc<dyn Directory>, settings: ScimSettings) -> Self {
+        Resources {
+            directory,
+            settings,
+        }
+    }
+
+    /// `POST /Users`, `POST /Groups`.
+    pub async fn create(
+        &self,
+        kind: ResourceKind,
+        request: &ScimRequest<'_>,
+    ) -> Result<ScimResponse, ScimError> {
+        let body = json_body(request)?;
+        let document = prepare_document(kind, &body)?;
+        let stored = self
+            .directory
+            .create(kind, document)
+            .await
+            .map_err(directory_error)?;
+        tracing::info!(resource = %kind, id = %stored.id, "SCIM resource created");
+        let rendered = self.render(&stored, true).await?;
+        let selection = selection_from_query(request.query);
+        Ok(self
+            .respond_with(StatusCode::CREATED, kind, &rendered, &selection)
+            .with_header(http::header::LOCATION, self.location(kind, &stored.id)))
+    }
+
+    /// `GET /Users/{id}`, `GET /Groups/{id}`.
+    pub async fn get(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        query: Option<&str>,
+    ) -> Result<ScimResponse, ScimError> {
+        let stored = self.load(kind, id).await?;
+        let rendered = self.render(&stored, true).await?;
+        Ok(self.respond_with(
+            StatusCode::OK,
+            kind,
+            &rendered,
+            &selection_from_query(query),
+        ))
+    }
+
+    /// `PUT /Users/{id}`, `PUT /Groups/{id}`: replaces every attribute.
+    pub async fn replace(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        request: &ScimRequest<'_>,
+    ) -> Result<ScimResponse, ScimError> {
+        let body = json_body(request)?;
+        let document = prepare_document(kind, &body)?;
+        let expected = if_match_version(request.headers)?;
+        let stored = self
+            .directory
+            .replace(kind, id, document, expected)
+            .await
+            .map_err(directory_error)?;
+        tracing::info!(resource = %kind, id = %stored.id, "SCIM resource replaced");
+        let rendered = self.render(&stored, true).await?;
+        Ok(self.respond_with(
+            StatusCode::OK,
+            kind,
+            &rendered,
+            &selection_from_query(request.query),
+        ))
+    }
+
+    /// `PATCH /Users/{id}`, `PATCH /Groups/{id}`. The operations apply to the
+    /// version read. When a concurrent write got there first, the directory
+    /// rejects the result and the PATCH is applied again to the new version.
+    pub async fn patch(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        request: &ScimRequest<'_>,
+    ) -> Result<ScimResponse, ScimError> {
+        let body = json_body(request)?;
+        let operations = PatchRequest::from_json(&body)?;
+        let if_match = if_match_version(request.headers)?;
+        for _ in 0..PATCH_ATTEMPTS {
+            let current = self.load(kind, id).await?;
+            if if_match.is_some_and(|version| version != current.version) {
+                return Err(directory_error(DirectoryError::VersionMismatch));
+            }
+            let mut patched = apply_patch(&current.document, &operations, resource_type(kind))?;
+            strip_unstored(&mut patched);
+            match self
+                .directory
+                .replace(kind, id, patched, Some(current.version))
+                .await
+            {
+                Ok(stored) => {
+                    tracing::info!(resource = %kind, id = %stored.id, "SCIM resource patched");
+                    return self.patch_response(kind, &stored, request.query).await;
+                }
+                Err(DirectoryError::VersionMismatch) => continue,
+                Err(error) => return Err(directory_error(error)),
+            }
+        }
+        tracing::warn!(resource = %kind, id, "PATCH gave up after repeated concurrent writes");
+        Err(ScimError::new(
+            503,
+            None,
+            "the resource is being modified concurrently; retry the request",
+        ))
+    }
+
+    async fn patch_response(
+        &self,
+        kind: ResourceKind,
+        stored: &StoredResource,
+        query: Option<&str>,
+    ) -> Result<ScimResponse, ScimError> {
+        if kind == ResourceKind::Group && self.settings.group_patch_status == StatusCode::NO_CONTENT
+        {
+            return Ok(ScimResponse::empty(StatusCode::NO_CONTENT)
+                .with_header(http::header::ETAG, etag(stored.version)));
+        }
+        let rendered = self.render(stored, true).await?;
+        Ok(self.respond_with(
+            StatusCode::OK,
+            kind,
+            &rendered,
+            &selection_from_query(query),
+        ))
+    }
+
+    /// `DELETE /Users/{id}`, `DELETE /Groups/{id}`.
+    pub async fn delete(&self, kind: ResourceKind, id: &str) -> Result<ScimResponse, ScimError> {
+        if self
+            .directory
+            .delete(kind, id)
+            .await
+            .map_err(directory_error)?
+        {
+            tracing::info!(resource = %kind, id, "SCIM resource deleted");
+            Ok(ScimResponse::empty(StatusCode::NO_CONTENT))
+        } else {
+            Err(not_found(kind, id))
+        }
+    }
+
+    /// `GET /Users?filter=...&startIndex=...&count=...`.
+    pub async fn list_from_query(
+        &self,
+        kind: ResourceKind,
+        query: Option<&str>,
+    ) -> Result<ScimResponse, ScimError> {
+        let mut params = ListParams::default();
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let value = value.into_owned();
+            match name.as_ref() {
+                "filter" => params.filter = Some(value),
+                "startIndex" => params.start_index = Some(parse_integer("startIndex", &value)?),
+                "count" => params.count = Some(parse_integer("count", &value)?),
+                "attributes" => params.attributes = Some(value),
+                "excludedAttributes" => params.excluded_attributes = Some(value),
+                _ => {}
+            }
+        }
+        self.list(kind, params).await
+    }
+
+    /// `POST /Users/.search` with a `SearchRequest` body (RFC 7644 §3.4.3).
+    pub async fn list_from_search(
+        &self,
+        kind: ResourceKind,
+        request: &ScimRequest<'_>,
+    ) -> Result<ScimResponse, ScimError> {
+        let params = search_params(request)?;
+        self.list(kind, params).await
+    }
+
+    /// `POST /.search`: searches Users and Groups together. A filter that
+    /// names an attribute one of the types lacks matches nothing of that
+    /// type.
+    pub async fn search_all(&self, request: &ScimRequest<'_>) -> Result<ScimResponse, ScimError> {
+        let params = search_params(request)?;
+        let (start_index, count) = page_window(&params);
+        let filter = match params.filter.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(parse_filter(text)?),
+        };
+        let mut matched = Vec::new();
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            let resources = match &filter {
+                Some(filter) if filter.validate(resource_type(kind)).is_err() => continue,
+                Some(filter) => self.filtered_page(kind, filter, 1, u64::MAX).await?.0,
+                None => self.all_rendered(kind).await?,
+            };
+            matched.extend(resources.into_iter().map(|resource| (kind, resource)));
+        }
+        let total = matched.len() as u64;
+        let selection = Selection {
+            attributes: params.attributes,
+            excluded_attributes: params.excluded_attributes,
+        };
+        let page: Vec<Value> = matched
+            .iter()
+            .skip((start_index - 1) as usize)
+            .take(count as usize)
+            .map(|(kind, resource)| self.select(*kind, resource, &selection))
+            .collect();
+        Ok(list_response(page, total, start_index))
+    }
+
+    async fn list(
+        &self,
+        kind: ResourceKind,
+        params: ListParams,
+    ) -> Result<ScimResponse, ScimError> {
+        let (start_index, count) = page_window(&params);
+        let filter = match params.filter.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                let filter = parse_filter(text)?;
+                filter.validate(resource_type(kind))?;
+                Some(filter)
+            }
+        };
+        let (page, total) = match &filter {
+            None => self.unfiltered_page(kind, start_index, count).await?,
+            Some(filter) => self.filtered_page(kind, filter, start_index, count).await?,
+        };
+        let selection = Selection {
+            attributes: params.attributes,
+            excluded_attributes: params.excluded_attributes,
+        };
+        let resources: Vec<Value> = page
+            .iter()
+            .map(|resource| self.select(kind, resource, &selection))
+            .collect();
+        Ok(list_response(resources, total, start_index))
+    }
+
+    /// Renders one page of every resource of a kind, paged by the directory.
+    async fn unfiltered_page(
+        &self,
+        kind: ResourceKind,
+        start_index: u64,
+        count: u64,
+    ) -> Result<(Vec<Value>, u64), ScimError> {
+        let listing = self
+            .directory
+            .list(
+                kind,
+                None,
+                Some(Page {
+                    offset: start_index - 1,
+                    limit: count,
+                }),
+            )
+            .await
+            .map_err(directory_error)?;
+        let mut page = Vec::with_capacity(listing.resources.len());
+        for stored in &listing.resources {
+            page.push(self.render(stored, true).await?);
+        }
+        Ok((page, listing.total))
+    }
+
+    /// Renders every resource of a kind.
+    async fn all_rendered(&self, kind: ResourceKind) -> Result<Vec<Value>, ScimError> {
+        let listing = self
+            .directory
+            .list(kind, None, None)
+            .await
+            .map_err(directory_error)?;
+        let mut rendered = Vec::with_capacity(listing.resources.len());
+        for stored in &listing.resources {
+            rendered.push(self.render(stored, true).await?);
+        }
+        Ok(rendered)
+    }
+
+    /// Renders one page of the resources matching `filter`. An equality on an indexed
+    /// attribute narrows the candidates in the directory; the whole filter
+    /// is then evaluated on each candidate.
+    async fn filtered_page(
+        &self,
+        kind: ResourceKind,
+        filter: &Filter,
+        start_index: u64,
+        count: u64,
+    ) -> Result<(Vec<Value>, u64), ScimError> {
+        let lookup = index_lookup(filter, resource_type(kind)).map(|found| match found.attribute {
+            IndexedAttribute::Id => Lookup::Id(found.value),
+            IndexedAttribute::UserName => Lookup::UserName(found.value),
+            IndexedAttribute::ExternalId => Lookup::ExternalId(found.value),
+            IndexedAttribute::DisplayName => Lookup::DisplayName(found.value),
+            IndexedAttribute::EmailValue => Lookup::Email(found.value),
+        });
+        // NOTE: a filter without such an equality scans every resource of
+        // the kind. Okta and Entra always send one.
+        let candidates = self
+            .directory
+            .list(kind, lookup.as_ref(), None)
+            .await
+            .map_err(directory_error)?;
+        let needs_groups = filter.to_string().to_ascii_lowercase().contains("groups");
+        let mut matched = Vec::new();
+        for stored in &candidates.resources {
+            let rendered = self.render(stored, needs_groups).await?;
+            if matches(filter, &rendered, resource_type(kind)) {
+                matched.push((stored, rendered));
+            }
+        }
+        let total = matched.len() as u64;
+        let mut page = Vec::new();
+        for (stored, rendered) in matched
+            .into_iter()
+            .skip((start_index - 1) as usize)
+            .take(count as usize)
+        {
+            page.push(if needs_groups {
+                rendered
+            } else {
+                self.render(stored, true).await?
+            });
+        }
+        Ok((page, total))
+    }
+
+    async fn load(&self, kind: ResourceKind, id: &str) -> Result<StoredResource, ScimError> {
+        self.directory
+            .get(kind, id)
+            .await
+            .map_err(directory_error)?
+            .ok_or_else(|| not_found(kind, id))
+    }
+
+    /// Builds the SCIM representation of a stored resource: `id`,
+    /// `schemas`, `meta` and, for Users when `with_groups`, the read-only
+    /// `groups`.
+    async fn render(&self, stored: &StoredResource, with_groups: bool) -> Result<Value, ScimError> {
+        let mut document = match &stored.document {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        strip_unstored_map(&mut document);
+        document.insert("id".to_owned(), Value::String(stored.id.clone()));
+        let core = resource_type(stored.kind).schema.id;
+        let schemas = document.entry("schemas").or_insert_with(|| json!([core]));
+        if !schemas
+            .as_array()
+            .is_some_and(|list| list.iter().any(|s| s == core))
+        {
+            *schemas = json!([core]);
+        }
+        if stored.kind == ResourceKind::Group {
+            self.add_member_refs(&mut document);
+        }
+        if stored.kind == ResourceKind::User && with_groups {
+            let groups = self
+                .directory
+                .groups_of_user(&stored.id)
+                .await
+                .map_err(directory_error)?;
+            if !groups.is_empty() {
+                let rendered: Vec<Value> = groups
+                    .into_iter()
+                    .map(|(id, name)| {
+                        json!({
+                            "value": id,
+                            "display": name,
+                            "$ref": self.location(ResourceKind::Group, &id),
+                            "type": "direct",
+                        })
+                    })
+                    .collect();
+                document.insert("groups".to_owned(), Value::Array(rendered));
+            }
+        }
+        document.insert(
+            "meta".to_owned(),
+            json!({
+                "resourceType": stored.kind.as_str(),
+                "created": stored.created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "lastModified": stored.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "version": etag(stored.version),
+                "location": self.location(stored.kind, &stored.id),
+            }),
+        );
+        Ok(Value::Object(document))
+    }
+
+    /// Adds `$ref` to each member, which the directory does not store.
+    fn add_member_refs(&self, document: &mut Map<String, Value>) {
+        let Some(Value::Array(members)) = document.get_mut("members") else {
+            return;
+        };
+        for member in members.iter_mut() {
+            let Some(object) = member.as_object_mut() else {
+                continue;
+            };
+            if let Some(id) = object.get("value").and_then(Value::as_str) {
+                let location = self.location(ResourceKind::User, id);
+                object.insert("$ref".to_owned(), Value::String(location));
+            }
+        }
+    }
+
+    fn select(&self, kind: ResourceKind, resource: &Value, selection: &Selection) -> Value {
+        select_attributes(
+            resource,
+            resource_type(kind),
+            selection.attributes.as_deref(),
+            selection.excluded_attributes.as_deref(),
+        )
+    }
+
+    fn respond_with(
+        &self,
+        status: StatusCode,
+        kind: ResourceKind,
+        rendered: &Value,
+        selection: &Selection,
+    ) -> ScimResponse {
+        let version = rendered["meta"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        ScimResponse::json(status, &self.select(kind, rendered, selection))
+            .with_header(http::header::ETAG, version)
+    }
+
+    fn location(&self, kind: ResourceKind, id: &str) -> String {
+        let endpoint = resource_type(kind).endpoint;
+        format!("{}{endpoint}/{id}", self.settings.base_url)
+    }
+}
+
+/// Reads a `SearchRequest` body (RFC 7644 §3.4.3).
+fn search_params(request: &ScimRequest<'_>) -> Result<ListParams, ScimError> {
+    let body = json_body(request)?;
+    let Some(object) = body.as_object() else {
+        return Err(ScimError::invalid_syntax(
+            "the search request must be a JSON object",
+        ));
+    };
+    let has_schema = object
+        .get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|schemas| schemas.iter().any(|s| s == SEARCH_REQUEST_URN));
+    if !has_schema {
+        return Err(ScimError::invalid_syntax(format!(
+            "the search request must list {SEARCH_REQUEST_URN} in schemas"
+        )));
+    }
+    Ok(ListParams {
+        filter: optional_string(object, "filter")?,
+        start_index: optional_integer(object, "startIndex")?,
+        count: optional_integer(object, "count")?,
+        attributes: optional_list(object, "attributes")?,
+        excluded_attributes: optional_list(object, "excludedAttributes")?,
+    })
+}
+
+/// Returns the 1-based start index and page size of a list request:
+/// `startIndex` below 1 means 1, a negative `count` means 0, and `count` is
+/// capped at [`MAX_RESULTS`] (RFC 7644 §3.4.2.4).
+fn page_window(params: &ListParams) -> (u64, u64) {
+    let start_index = params.start_index.unwrap_or(1).max(1) as u64;
+    let count = params
+        .count
+        .map_or(DEFAULT_COUNT, |count| count.max(0) as u64)
+        .min(MAX_RESULTS);
+    (start_index, count)
+}
+
+fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> ScimResponse {
+    let body = json!({
+        "schemas": [LIST_RESPONSE_URN],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+        "startIndex": start_index,
+        "Resources": resources,
+    });
+    ScimResponse::json(StatusCode::OK, &body)
+}
+
+/// Parses and coerces a POST or PUT body into the document to store.
+fn prepare_document(kind: ResourceKind, body: &Value) -> Result<Value, ScimError> {
+    let mut document = coerce_resource(body, resource_type(kind))?;
+    strip_unstored(&mut document);
+    let required = match kind {
+        ResourceKind::User => "userName",
+        ResourceKind::Group => "displayName",
+    };
+    let present = document
+        .get(required)
+        .and_then(Value::as_str)
+        .is_some_and(|value| !value.trim().is_empty());
+    if !present {
+        return Err(ScimError::invalid_value(format!(
+            "{required} is required and must be a non-empty string"
+        )));
+    }
+    Ok(document)
+}
+
+/// Removes what the server computes or never keeps: `id`, `meta`, a User's
+/// `groups`, and `password`, which portcullis does not use for sign-in.
+fn strip_unstored(document: &mut Value) {
+    if let Value::Object(map) = document {
+        strip_unstored_map(map);
+    }
+}
+
+fn strip_unstored_map(map: &mut Map<String, Value>) {
+    for name in ["id", "meta", "groups", "password"] {
+        map.remove(name);
+    }
+}
+
+fn json_body(request: &ScimRequest<'_>) -> Result<Value, ScimError> {
+    check_content_type(request.headers)?;
+    if request.body.is_empty() {
+        return Err(ScimError::invalid_syntax("the request body is empty"));
+    }
+    serde_json::from_slice(request.body)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Accepts `application/scim+json` and `application/json`, with or without
+/// parameters, and a missing `Content-Type`.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ScimError> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media_type = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media_type == "application/scim+json" || media_type == "application/json" {
+        Ok(())
+    } else {
+        Err(ScimError::new(
+            415,
+            None,
+            format!("unsupported Content-Type {media_type:?}; send application/scim+json"),
+        ))
+    }
+}
+
+/// Reads the version from `If-Match: W/"<version>"`, if present.
+fn if_match_version(headers: &HeaderMap) -> Result<Option<i64>, ScimError> {
+    let Some(value) = headers.get(http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map(Some)
+        .map_err(|_| {
+            ScimError::new(
+                412,
+                None,
+                format!("If-Match {text:?} is not a version of this resource"),
+            )
+        })
+}
+
+/// Formats a version as a weak entity tag.
+fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+fn not_found(kind: ResourceKind, id: &str) -> ScimError {
+    ScimError::not_found(format!("{kind} {id:?} not found"))
+}
+
+fn selection_from_query(query: Option<&str>) -> Selection {
+    let mut selection = Selection::default();
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "attributes" => selection.attributes = Some(value.into_owned()),
+            "excludedAttributes" => selection.excluded_attributes = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    selection
+}
+
+fn parse_integer(name: &str, value: &str) -> Result<i64, ScimError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, got {value:?}")))
+}
+
+fn optional_string(object: &Map<String, Value>, name: &str) -> Result<Option<String>, ScimError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(ScimError::invalid_value(format!("{name} must be a string"))),
+    }
+}
+
+fn optional_integer(object: &Map<String, Value>, name: &str) -> Result<Option<i64>, ScimError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer"))),
+        Some(_) => Err(ScimError::invalid_value(format!(
+            "{name} must be an integer"
+        ))),
+    }
+}
+
+/// Reads `attributes` or `excludedAttributes` of a search request, a list of
+/// strings, as the comma-separated form of the query parameter.
+fn optional_list(object: &Map<String, Value>, name: &str) -> Result<Option<String>, ScimError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ScimError::invalid_value(format!("{name} must list strings")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|names| Some(names.join(","))),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(ScimError::invalid_value(format!(
+            "{name} must be a list of strings"
+        ))),
+    }
+}
