@@ -163,6 +163,15 @@ pub struct OidcConfig {
     /// Timeout of each call to the provider (discovery, JWKS, token).
     #[serde(default = "default_oidc_timeout", with = "humantime_serde")]
     pub http_timeout: Duration,
+    /// Minimum time between two reloads of the provider's keys caused by a
+    /// token signed with a key id not in the cached JWKS. It bounds what
+    /// tokens with made-up key ids can cost the provider.
+    #[serde(default = "default_jwks_refetch_cooldown", with = "humantime_serde")]
+    pub jwks_refetch_cooldown: Duration,
+    /// The provider's metadata and keys are reloaded this often, so rotated
+    /// keys are picked up even before a token signed by a new key arrives.
+    #[serde(default = "default_jwks_refresh_interval", with = "humantime_serde")]
+    pub jwks_refresh_interval: Duration,
 }
 
 /// The kind of session store.
@@ -359,6 +368,12 @@ fn default_clock_leeway() -> Duration {
 fn default_oidc_timeout() -> Duration {
     Duration::from_secs(10)
 }
+fn default_jwks_refetch_cooldown() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_jwks_refresh_interval() -> Duration {
+    Duration::from_secs(3600)
+}
 fn default_store() -> SessionStoreKind {
     SessionStoreKind::Memory
 }
@@ -543,6 +558,7 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
         return Err(ConfigError::invalid("oidc.client_id", "must not be empty"));
     }
     let client_secret = read_client_secret(&config.oidc)?;
+    validate_key_reloads(&config.oidc)?;
 
     let redis_url = read_redis_url(&config.session)?;
     let cookie_keys = read_cookie_keys(&config.session)?;
@@ -584,6 +600,22 @@ fn validate_log_level(filter: &str) -> Result<(), ConfigError> {
             format!(
                 "invalid filter {filter:?}; use a level (trace, debug, info, warn, error, off) or directives such as \"portcullis=debug,info\""
             ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_key_reloads(oidc: &OidcConfig) -> Result<(), ConfigError> {
+    if oidc.jwks_refetch_cooldown < Duration::from_secs(1) {
+        return Err(ConfigError::invalid(
+            "oidc.jwks_refetch_cooldown",
+            "must be at least 1s, because it limits how often tokens with unknown key ids reach the provider",
+        ));
+    }
+    if oidc.jwks_refresh_interval < Duration::from_secs(10) {
+        return Err(ConfigError::invalid(
+            "oidc.jwks_refresh_interval",
+            "must be at least 10s",
         ));
     }
     Ok(())

@@ -20,10 +20,6 @@ use crate::proxy::Portcullis;
 use crate::scim::handler::{ScimService, ScimSettings};
 use crate::session::{CookieCodec, MemoryStore, RedisStore, SessionStore, Sessions};
 
-/// Provider metadata and keys are reloaded this often, so rotated signing
-/// keys are picked up without a restart.
-const DISCOVERY_REFRESH: Duration = Duration::from_secs(3600);
-
 /// A failed discovery is retried after this long.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 
@@ -110,7 +106,13 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
     admin.add_tcp(&settings.admin_listen.to_string());
     admin.threads = Some(1);
 
-    let discovery = background_service("oidc discovery", DiscoveryTask { provider });
+    let discovery = background_service(
+        "oidc discovery",
+        DiscoveryTask {
+            provider,
+            refresh_interval: config.oidc.jwks_refresh_interval,
+        },
+    );
 
     server.add_service(proxy);
     server.add_service(admin);
@@ -172,13 +174,16 @@ fn provider_settings(settings: &Settings) -> Result<ProviderSettings, url::Parse
         require_email_verified: config.oidc.require_email_verified,
         clock_leeway: config.oidc.clock_leeway,
         http_timeout: config.oidc.http_timeout,
+        jwks_refetch_cooldown: config.oidc.jwks_refetch_cooldown,
     })
 }
 
 /// Loads provider metadata at start, retries until it succeeds, then
-/// refreshes it periodically.
+/// reloads it every `refresh_interval`, so rotated signing keys are picked up
+/// without a restart.
 struct DiscoveryTask {
     provider: Arc<Provider>,
+    refresh_interval: Duration,
 }
 
 #[async_trait]
@@ -188,7 +193,7 @@ impl BackgroundService for DiscoveryTask {
             let delay = match self.provider.reload().await {
                 Ok(_) => {
                     tracing::info!("OpenID provider metadata loaded");
-                    DISCOVERY_REFRESH
+                    self.refresh_interval
                 }
                 Err(error) => {
                     tracing::warn!(error = %error, retry_in_s = DISCOVERY_RETRY.as_secs(), "OpenID provider discovery failed");

@@ -362,7 +362,11 @@ fn login_failed_page(error: &super::ProviderError) -> LocalResponse {
                 "The identity provider's response could not be verified.",
             )
         }
-        E::TokenRequest(_) | E::Discovery(_) | E::Timeout(_) => {
+        E::TokenRequest(_)
+        | E::Discovery(_)
+        | E::Timeout(_)
+        | E::RefreshRejected(_)
+        | E::InvalidSignature(_) => {
             tracing::error!(error = %error, "login failed");
             sign_in_again_page(
                 StatusCode::BAD_GATEWAY,

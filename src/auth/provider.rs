@@ -1,28 +1,39 @@
 //! The OpenID provider: discovery, the authorization request, the code
-//! exchange and ID token verification, on the `openidconnect` crate.
+//! exchange, the refresh-token grant and ID token verification, on the
+//! `openidconnect` crate.
 //!
 //! Discovery is lazy and retried: portcullis starts, and serves existing
 //! sessions, while the provider is unreachable. The first login after the
 //! provider comes back, or the background refresh, loads the metadata.
+//!
+//! The provider's signing keys come with the metadata. A token whose key is
+//! not in the cached JWKS (the provider rotated its keys) triggers one reload
+//! of discovery and JWKS, and verification is tried once more. Such reloads
+//! start at most once per `jwks_refetch_cooldown`, so tokens with made-up key
+//! ids cannot make portcullis hammer the provider.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
-    EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
-    RedirectUrl, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse as _,
+    AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    IssuerUrl, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadataWithLogout, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse as _,
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::session::Identity;
+use super::keys::{CompactJws, JwsError, RefetchGate};
+use crate::session::{unix_now, Identity};
 
 /// Errors talking to the provider or verifying what it returned.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +60,14 @@ pub enum ProviderError {
     /// `email_verified` is not `true` and verified emails are required.
     #[error("the provider has not verified this account's email address")]
     EmailNotVerified,
+    /// The provider rejected the refresh token (`invalid_grant`): it expired,
+    /// was revoked, or was already redeemed.
+    #[error("the provider rejected the refresh token: {0}")]
+    RefreshRejected(String),
+    /// A signed token other than an ID token (a logout token) failed
+    /// signature verification.
+    #[error("token signature rejected: {0}")]
+    InvalidSignature(#[from] JwsError),
 }
 
 /// The `groups` claim, which providers send as a list or, rarely, as one
@@ -86,6 +105,13 @@ type IdTokenFields = openidconnect::IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type TokenResponse = StandardTokenResponse<IdTokenFields, CoreTokenType>;
+type IdToken = openidconnect::IdToken<
+    GroupsClaim,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type IdTokenClaims = openidconnect::IdTokenClaims<GroupsClaim, CoreGenderClaim>;
 type OidcClient = openidconnect::Client<
     GroupsClaim,
     CoreAuthDisplay,
@@ -127,12 +153,17 @@ pub struct ProviderSettings {
     pub clock_leeway: Duration,
     /// Timeout of each call to the provider.
     pub http_timeout: Duration,
+    /// Minimum time between two reloads of the keys caused by a token whose
+    /// key is not in the cached JWKS.
+    pub jwks_refetch_cooldown: Duration,
 }
 
 /// The metadata and client built from discovery.
 struct Discovered {
     client: OidcClient,
     end_session_endpoint: Option<EndSessionUrl>,
+    /// The provider's signing keys, also held inside `client`.
+    jwks: CoreJsonWebKeySet,
     loaded_at: Instant,
 }
 
@@ -157,10 +188,44 @@ pub struct LoginResult {
     pub id_token: String,
     /// The access token.
     pub access_token: String,
+    /// When the access token expires (from `expires_in`), seconds since the
+    /// Unix epoch.
+    pub access_token_expires_at: Option<u64>,
     /// The refresh token, if issued.
     pub refresh_token: Option<String>,
     /// The `sid` claim, if present.
     pub provider_session_id: Option<String>,
+}
+
+/// The result of a refresh-token grant.
+pub struct RefreshedTokens {
+    /// The new access token.
+    pub access_token: String,
+    /// When the new access token expires, seconds since the Unix epoch.
+    pub access_token_expires_at: Option<u64>,
+    /// A new refresh token when the provider rotates them; `None` means the
+    /// old one stays valid.
+    pub refresh_token: Option<String>,
+    /// A new, verified ID token with the identity it carries, when the
+    /// provider sent one.
+    pub id_token: Option<(String, Identity)>,
+}
+
+/// Whether an ID token must carry the login's `nonce`. An ID token from a
+/// refresh-token grant has none to check (OpenID Connect Core 1.0, 12.2).
+#[derive(Clone, Copy)]
+enum NonceCheck<'a> {
+    Expected(&'a Nonce),
+    NotChecked,
+}
+
+impl NonceVerifier for NonceCheck<'_> {
+    fn verify(self, nonce: Option<&Nonce>) -> Result<(), String> {
+        match self {
+            NonceCheck::Expected(expected) => expected.verify(nonce),
+            NonceCheck::NotChecked => Ok(()),
+        }
+    }
 }
 
 /// The OpenID provider client with its discovered metadata.
@@ -168,7 +233,11 @@ pub struct Provider {
     settings: ProviderSettings,
     http: reqwest::Client,
     discovered: RwLock<Option<Arc<Discovered>>>,
+    /// Held while discovery loads, so concurrent callers share one load.
     discovery_lock: tokio::sync::Mutex<()>,
+    refetch_gate: RefetchGate,
+    /// On-demand key reloads so far, for tests and logs.
+    key_refetches: AtomicU64,
 }
 
 impl Provider {
@@ -182,10 +251,12 @@ impl Provider {
             .build()
             .map_err(|e| ProviderError::Discovery(format!("cannot build HTTP client: {e}")))?;
         Ok(Provider {
+            refetch_gate: RefetchGate::new(settings.jwks_refetch_cooldown),
             settings,
             http,
             discovered: RwLock::new(None),
             discovery_lock: tokio::sync::Mutex::new(()),
+            key_refetches: AtomicU64::new(0),
         })
     }
 
@@ -202,6 +273,11 @@ impl Provider {
     /// Time since the metadata was last loaded, if it was.
     pub fn metadata_age(&self) -> Option<Duration> {
         self.current().map(|d| d.loaded_at.elapsed())
+    }
+
+    /// Number of key reloads caused by unknown keys since start.
+    pub fn key_refetches(&self) -> u64 {
+        self.key_refetches.load(Ordering::Relaxed)
     }
 
     fn current(&self) -> Option<Arc<Discovered>> {
@@ -241,6 +317,7 @@ impl Provider {
         .map_err(|_| ProviderError::Timeout(timeout * 2))?
         .map_err(|e| ProviderError::Discovery(error_chain(&e)))?;
         let end_session_endpoint = metadata.additional_metadata().end_session_endpoint.clone();
+        let jwks = metadata.jwks().clone();
         let client = OidcClient::from_provider_metadata(
             metadata,
             ClientId::new(self.settings.client_id.clone()),
@@ -250,6 +327,7 @@ impl Provider {
         let found = Arc::new(Discovered {
             client,
             end_session_endpoint,
+            jwks,
             loaded_at: Instant::now(),
         });
         *self
@@ -300,13 +378,98 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|error| match &error {
-                openidconnect::RequestTokenError::ServerResponse(response) => {
+                RequestTokenError::ServerResponse(response) => {
                     ProviderError::CodeRejected(response.error().to_string())
                 }
                 _ => ProviderError::TokenRequest(error_chain(&error)),
             })?;
         let id_token = response.id_token().ok_or(ProviderError::MissingIdToken)?;
+        let nonce = Nonce::new(nonce.to_owned());
+        let claims = self
+            .verify_id_token(id_token, NonceCheck::Expected(&nonce))
+            .await?;
+        let identity = self.identity_from_claims(&claims)?;
+        Ok(LoginResult {
+            identity,
+            id_token: id_token.to_string(),
+            access_token: response.access_token().secret().clone(),
+            access_token_expires_at: expires_at(&response),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            provider_session_id: session_id_claim(&id_token.to_string()),
+        })
+    }
 
+    /// Redeems `refresh_token` at the token endpoint. A new ID token in the
+    /// response is verified and must name the same `subject`.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        subject: &str,
+    ) -> Result<RefreshedTokens, ProviderError> {
+        let discovered = self.discovered().await?;
+        let refresh_token = RefreshToken::new(refresh_token.to_owned());
+        let response = discovered
+            .client
+            .exchange_refresh_token(&refresh_token)
+            .map_err(|e| ProviderError::TokenRequest(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(refresh_error)?;
+        let id_token = match response.id_token() {
+            Some(token) => Some(self.refreshed_identity(token, subject).await?),
+            None => None,
+        };
+        Ok(RefreshedTokens {
+            access_token: response.access_token().secret().clone(),
+            access_token_expires_at: expires_at(&response),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            id_token,
+        })
+    }
+
+    async fn refreshed_identity(
+        &self,
+        id_token: &IdToken,
+        subject: &str,
+    ) -> Result<(String, Identity), ProviderError> {
+        let claims = self
+            .verify_id_token(id_token, NonceCheck::NotChecked)
+            .await?;
+        let identity = self.identity_from_claims(&claims)?;
+        if identity.subject != subject {
+            return Err(ProviderError::InvalidIdToken(
+                "the refreshed ID token names another subject".to_owned(),
+            ));
+        }
+        Ok((id_token.to_string(), identity))
+    }
+
+    /// Verifies an ID token. When its key is not in the cached JWKS, the keys
+    /// are reloaded (at most once per cooldown) and verification is tried
+    /// once more.
+    async fn verify_id_token(
+        &self,
+        id_token: &IdToken,
+        nonce: NonceCheck<'_>,
+    ) -> Result<IdTokenClaims, ProviderError> {
+        let discovered = self.discovered().await?;
+        match self.check_id_token(&discovered, id_token, nonce) {
+            Err(error) if is_unknown_key(&error) => {
+                self.refetch_keys().await;
+                let discovered = self.discovered().await?;
+                self.check_id_token(&discovered, id_token, nonce)
+            }
+            other => other,
+        }
+        .map_err(|e| ProviderError::InvalidIdToken(e.to_string()))
+    }
+
+    fn check_id_token(
+        &self,
+        discovered: &Discovered,
+        id_token: &IdToken,
+        nonce: NonceCheck<'_>,
+    ) -> Result<IdTokenClaims, ClaimsVerificationError> {
         let leeway = chrono_leeway(self.settings.clock_leeway);
         let verifier = discovered
             .client
@@ -319,13 +482,14 @@ impl Provider {
                     Ok(())
                 }
             });
-        let claims = id_token
-            .claims(&verifier, &Nonce::new(nonce.to_owned()))
-            .map_err(|e| ProviderError::InvalidIdToken(e.to_string()))?;
+        id_token.claims(&verifier, nonce).cloned()
+    }
+
+    fn identity_from_claims(&self, claims: &IdTokenClaims) -> Result<Identity, ProviderError> {
         if self.settings.require_email_verified && claims.email_verified() != Some(true) {
             return Err(ProviderError::EmailNotVerified);
         }
-        let identity = Identity {
+        Ok(Identity {
             subject: claims.subject().as_str().to_owned(),
             email: claims.email().map(|e| e.as_str().to_owned()),
             preferred_username: claims.preferred_username().map(|u| u.as_str().to_owned()),
@@ -334,15 +498,44 @@ impl Provider {
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_owned()),
             groups: claims.additional_claims().clone().into_groups(),
-        };
-        let provider_session_id = session_id_claim(&id_token.to_string());
-        Ok(LoginResult {
-            identity,
-            id_token: id_token.to_string(),
-            access_token: response.access_token().secret().clone(),
-            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
-            provider_session_id,
         })
+    }
+
+    /// Verifies the signature of a compact JWS other than an ID token (a
+    /// logout token) with the provider's keys, reloading them once per
+    /// cooldown when the key is unknown. Returns the payload; its claims are
+    /// not checked here.
+    pub async fn verify_signed_token(&self, token: &str) -> Result<Vec<u8>, ProviderError> {
+        let jws = CompactJws::parse(token)?;
+        let discovered = self.discovered().await?;
+        match jws.verify(&discovered.jwks) {
+            Err(JwsError::NoMatchingKey | JwsError::InvalidSignature) => {
+                self.refetch_keys().await;
+                let discovered = self.discovered().await?;
+                Ok(jws.verify(&discovered.jwks)?.to_vec())
+            }
+            other => Ok(other?.to_vec()),
+        }
+    }
+
+    /// Reloads discovery and keys unless a reload started within the
+    /// cooldown. Callers that arrive while a reload runs wait for it, so they
+    /// retry with the new keys.
+    async fn refetch_keys(&self) {
+        let _guard = self.discovery_lock.lock().await;
+        if !self.refetch_gate.try_start(Instant::now()) {
+            tracing::debug!(
+                "signing key not in the cached JWKS; reload skipped inside the cooldown"
+            );
+            return;
+        }
+        self.key_refetches.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "signing key not in the cached JWKS; reloading the provider's metadata and keys"
+        );
+        if let Err(error) = self.load().await {
+            tracing::warn!(error = %error, "cannot reload the provider's keys");
+        }
     }
 
     /// Builds the provider's `end_session_endpoint` URL with `id_token_hint`,
@@ -360,6 +553,43 @@ impl Provider {
             );
         Some(url)
     }
+}
+
+/// Tells whether an ID token failed because no cached key verifies it: its
+/// `kid` is unknown, or a key under a reused `kid` was replaced.
+fn is_unknown_key(error: &ClaimsVerificationError) -> bool {
+    matches!(
+        error,
+        ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey | SignatureVerificationError::CryptoError(_)
+        )
+    )
+}
+
+/// Maps a failed refresh-token grant: the provider's `invalid_grant` means
+/// the session cannot be refreshed again; anything else (timeouts,
+/// connection errors, 5xx, other error codes) may pass.
+fn refresh_error<RE>(
+    error: RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
+) -> ProviderError
+where
+    RE: std::error::Error + 'static,
+{
+    match &error {
+        RequestTokenError::ServerResponse(response)
+            if *response.error() == CoreErrorResponseType::InvalidGrant =>
+        {
+            ProviderError::RefreshRejected(response.error().to_string())
+        }
+        _ => ProviderError::TokenRequest(error_chain(&error)),
+    }
+}
+
+/// The expiry of the response's access token, from `expires_in`.
+fn expires_at(response: &TokenResponse) -> Option<u64> {
+    response
+        .expires_in()
+        .map(|lifetime| unix_now().saturating_add(lifetime.as_secs()))
 }
 
 fn chrono_leeway(leeway: Duration) -> chrono::TimeDelta {

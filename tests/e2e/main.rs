@@ -13,6 +13,7 @@
 mod support;
 
 mod headers;
+mod keys;
 mod lifecycle;
 mod login;
 mod session;

@@ -64,49 +64,126 @@ pub struct Idp {
     pub authorization_endpoint: Url,
     /// Where portcullis sends browsers after sign-out.
     pub end_session_endpoint: Url,
-    _process: ChildGuard,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    starts: usize,
+    process: Option<ChildGuard>,
 }
 
 impl Idp {
     /// Starts the provider with one client whose redirect URIs point at the
     /// proxy on `proxy_origin`, and reads its discovery document.
     pub async fn start(dir: &Path, proxy_origin: &Url) -> Self {
+        Idp::start_with_env(dir, proxy_origin, &[]).await
+    }
+
+    /// Like [`Idp::start`], with extra `IDP_*` variables (see
+    /// tests/fixtures/README.md), which restarts keep.
+    pub async fn start_with_env(dir: &Path, proxy_origin: &Url, extra: &[(&str, &str)]) -> Self {
         let port = free_port(IDP_HOST);
         let origin = proxy_origin.as_str().trim_end_matches('/');
+        let mut env: Vec<(String, String)> = vec![
+            ("IDP_HOST".into(), IDP_HOST.to_string()),
+            ("IDP_PORT".into(), port.to_string()),
+            ("IDP_CLIENT_ID".into(), CLIENT_ID.into()),
+            ("IDP_CLIENT_SECRET".into(), CLIENT_SECRET.into()),
+            (
+                "IDP_REDIRECT_URIS".into(),
+                format!("{origin}/oauth2/callback"),
+            ),
+            ("IDP_POST_LOGOUT_URIS".into(), format!("{origin}/")),
+        ];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let issuer = Url::parse(&format!("http://{IDP_HOST}:{port}")).expect("valid issuer URL");
+        let mut idp = Idp {
+            authorization_endpoint: issuer.clone(),
+            end_session_endpoint: issuer.clone(),
+            issuer,
+            dir: dir.to_owned(),
+            env,
+            starts: 0,
+            process: None,
+        };
+        idp.restart().await;
+        let discovery = read_discovery(&idp.issuer).await;
+        idp.authorization_endpoint = endpoint(&discovery, "authorization_endpoint");
+        idp.end_session_endpoint = endpoint(&discovery, "end_session_endpoint");
+        idp
+    }
+
+    /// Stops the provider at once; its in-memory grants and sessions are lost.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts the provider again on the same port, with a new signing key
+    /// (and key id) and no grants, and waits until it is ready. Each start
+    /// logs to its own file, so the ready line of an earlier start does not
+    /// count.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.starts += 1;
         let mut command = node_command("idp.mjs");
-        command
-            .env("IDP_HOST", IDP_HOST.to_string())
-            .env("IDP_PORT", port.to_string())
-            .env("IDP_CLIENT_ID", CLIENT_ID)
-            .env("IDP_CLIENT_SECRET", CLIENT_SECRET)
-            .env("IDP_REDIRECT_URIS", format!("{origin}/oauth2/callback"))
-            .env("IDP_POST_LOGOUT_URIS", format!("{origin}/"));
-        let mut process = ChildGuard::spawn("idp", command, &dir.join("idp.log"));
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let log = self.dir.join(format!("idp-{}.log", self.starts));
+        let mut process = ChildGuard::spawn("idp", command, &log);
         process
             .wait_for_log_line("idp listening on ", READY_TIMEOUT)
             .await;
-
-        let issuer = Url::parse(&format!("http://{IDP_HOST}:{port}")).expect("valid issuer URL");
-        let discovery = read_discovery(&issuer).await;
-        Idp {
-            authorization_endpoint: endpoint(&discovery, "authorization_endpoint"),
-            end_session_endpoint: endpoint(&discovery, "end_session_endpoint"),
-            issuer,
-            _process: process,
-        }
+        self.process = Some(process);
     }
+
+    /// Reads the request counters at `/test/stats`, which exist only when
+    /// the provider was started with `IDP_TEST_STATS=1`.
+    pub async fn stats(&self) -> IdpStats {
+        let url = self.issuer.join("/test/stats").expect("valid stats URL");
+        let response = test_client()
+            .get(url.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::OK,
+            "expected 200 from {url}; was the provider started with IDP_TEST_STATS=1?"
+        );
+        response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url} did not return the stats JSON: {e}"))
+    }
+}
+
+/// The provider's request counters since its last start.
+#[derive(Debug, serde::Deserialize)]
+pub struct IdpStats {
+    /// `GET /.well-known/openid-configuration` requests.
+    pub discovery: u64,
+    /// `GET /jwks` requests.
+    pub jwks: u64,
+    /// Token endpoint requests by `grant_type`, successful or not.
+    pub token: std::collections::HashMap<String, u64>,
+}
+
+fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client builds")
 }
 
 async fn read_discovery(issuer: &Url) -> serde_json::Value {
     let url = issuer
         .join("/.well-known/openid-configuration")
         .expect("valid discovery URL");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("HTTP client builds");
-    let response = client
+    let response = test_client()
         .get(url.clone())
         .send()
         .await
