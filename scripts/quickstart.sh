@@ -35,7 +35,8 @@ loopback ports, prints the URL to open, and runs until Ctrl-C.
              everything and exit 0 or 1
   -h, --help show this help
 
-PORTCULLIS_PROFILE=release (default) or debug selects the cargo profile.
+PORTCULLIS_PROFILE=release (default) or debug selects the cargo profile;
+PORTCULLIS_BINARY=PATH runs an existing binary instead of building one.
 EOF
 }
 
@@ -139,6 +140,10 @@ last_pid() {
 }
 
 build_portcullis() {
+  if [ -n "${PORTCULLIS_BINARY:-}" ]; then
+    portcullis_binary="$PORTCULLIS_BINARY"
+    return
+  fi
   local profile="${PORTCULLIS_PROFILE:-release}"
   case "$profile" in
     release) cargo build --release --bin portcullis ;;

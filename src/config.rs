@@ -209,6 +209,13 @@ pub struct SessionConfig {
     /// Sessions end this long after login.
     #[serde(default = "default_session_ttl", with = "humantime_serde")]
     pub ttl: Duration,
+    /// A session loaded from Redis is served from this process's memory for
+    /// this long, so a burst of requests costs one Redis read. Revocations
+    /// and sign-outs reach every replica's cache through Redis pub/sub, and
+    /// the cache is bypassed while that subscription is down. Zero turns
+    /// the cache off; at most 1 minute.
+    #[serde(default = "default_session_cache_ttl", with = "humantime_serde")]
+    pub cache_ttl: Duration,
     /// Keys that sign the session cookie, each at least 32 characters. The
     /// first signs; all verify. Empty means one random key per process start,
     /// which logs everyone out on restart.
@@ -323,6 +330,7 @@ impl Default for SessionConfig {
             cookie_name: default_cookie_name(),
             cookie_secure: true,
             ttl: default_session_ttl(),
+            cache_ttl: default_session_cache_ttl(),
             cookie_keys: Vec::new(),
             cookie_keys_file: None,
         }
@@ -386,6 +394,9 @@ fn default_cookie_name() -> String {
 fn default_session_ttl() -> Duration {
     Duration::from_secs(8 * 3600)
 }
+fn default_session_cache_ttl() -> Duration {
+    Duration::from_secs(5)
+}
 fn default_group_patch_status() -> usize {
     204
 }
@@ -401,6 +412,9 @@ fn default_log_format() -> LogFormat {
 fn default_log_level() -> String {
     "info".to_owned()
 }
+
+/// Longest accepted `session.cache_ttl`.
+const MAX_SESSION_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// Minimum length of a cookie signing key, in bytes.
 const MIN_COOKIE_KEY_LEN: usize = 32;
@@ -565,6 +579,12 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
     validate_cookie_name(&config.session.cookie_name)?;
     if config.session.ttl < Duration::from_secs(60) {
         return Err(ConfigError::invalid("session.ttl", "must be at least 1m"));
+    }
+    if config.session.cache_ttl > MAX_SESSION_CACHE_TTL {
+        return Err(ConfigError::invalid(
+            "session.cache_ttl",
+            "must be at most 1m, because a replica that misses a revocation serves the session this long",
+        ));
     }
     validate_log_level(&config.log.level)?;
     let scim_base_url = scim_base_url(&config)?;

@@ -52,9 +52,11 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         tracing::warn!("session.cookie_keys is empty: a random key is used, so sessions end when this process restarts");
     }
     let provider = Arc::new(Provider::new(provider_settings(&settings)?)?);
+    let sessions =
+        Sessions::new(store.clone(), config.session.ttl).with_cache_ttl(config.session.cache_ttl);
     let auth = Arc::new(Auth::new(
         provider.clone(),
-        Sessions::new(store.clone(), config.session.ttl),
+        sessions.clone(),
         CookieCodec::new(settings.cookie_keys.clone()),
         CookieSettings {
             session_name: config.session.cookie_name.clone(),
@@ -114,8 +116,11 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         },
     );
 
+    let revocations = background_service("session revocations", RevocationTask { sessions });
+
     server.add_service(proxy);
     server.add_service(admin);
+    server.add_service(revocations);
     server.add_service(discovery);
     tracing::info!(
         listen = %settings.listen,
@@ -204,6 +209,22 @@ impl BackgroundService for DiscoveryTask {
                 _ = shutdown.changed() => return,
                 _ = tokio::time::sleep(delay) => {}
             }
+        }
+    }
+}
+
+/// Follows the session revocations that every replica publishes, so this
+/// replica's session cache never serves a revoked or signed-out session.
+struct RevocationTask {
+    sessions: Sessions,
+}
+
+#[async_trait]
+impl BackgroundService for RevocationTask {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            () = self.sessions.follow_revocations() => {}
         }
     }
 }

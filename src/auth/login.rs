@@ -174,6 +174,7 @@ impl Auth {
             access_token: login.access_token,
             refresh_token: login.refresh_token,
             provider_session_id: login.provider_session_id,
+            directory_groups: None,
             created_at: now,
             expires_at: now + self.sessions.ttl().as_secs(),
         };

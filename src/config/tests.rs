@@ -51,6 +51,7 @@ fn minimal_file_uses_defaults() {
     assert_eq!(config.session.cookie_name, "_portcullis");
     assert!(config.session.cookie_secure);
     assert_eq!(config.session.ttl, Duration::from_secs(8 * 3600));
+    assert_eq!(config.session.cache_ttl, Duration::from_secs(5));
     assert_eq!(config.oidc.scopes, ["openid", "email", "profile"]);
     assert_eq!(settings.client_secret, "s3cret");
     assert_eq!(settings.upstream_addr.port(), 3000);
@@ -137,6 +138,11 @@ fn invalid_values_name_their_key() {
             MINIMAL.to_owned(),
             vec![("PORTCULLIS_SESSION__COOKIE_SECURE", "maybe")],
             "session.cookie_secure",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__CACHE_TTL", "2m")],
+            "session.cache_ttl",
         ),
         (
             MINIMAL.to_owned(),

@@ -1,5 +1,6 @@
 //! Server-side sessions: the `Session` model, the `SessionStore` trait with
-//! its Redis and in-memory stores, and the session cookie codec.
+//! its Redis and in-memory stores, the session cookie codec, the in-process
+//! session cache, and the per-user index that revocation uses.
 //!
 //! The browser holds only a signed random id ([`cookie`]). Each record is
 //! stored under the SHA-256 of its secret (the session id, or the `state` of
@@ -7,8 +8,12 @@
 //! that same secret. Reading the store alone therefore yields neither a usable
 //! cookie nor the tokens inside the records.
 
+pub mod cache;
 pub mod cookie;
+pub mod revocation;
 pub mod store;
+#[cfg(test)]
+mod test_redis;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,8 +25,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use cache::{SessionCache, SESSION_CACHE_MAX_ENTRIES};
 pub use cookie::{CookieCodec, DecodedCookie, SessionId};
-pub use store::{MemoryStore, RedisStore, SessionStore, StoreError};
+pub use revocation::{RevocationKey, REVOCATION_CHANNEL};
+pub use store::{MemoryStore, RedisStore, SessionStore, StoreError, Subscription};
 
 /// Namespace of session records in the store.
 const SESSION_PREFIX: &str = "portcullis:session:";
@@ -54,6 +61,10 @@ pub struct Session {
     pub refresh_token: Option<String>,
     /// The provider's session id (`sid` claim), for back-channel logout.
     pub provider_session_id: Option<String>,
+    /// Names of the user's groups in the directory, read at login when
+    /// `access.groups_source` includes SCIM; `None` when they were not read.
+    #[serde(default)]
+    pub directory_groups: Option<Vec<String>>,
     /// Login time, seconds since the Unix epoch.
     pub created_at: u64,
     /// End of the session, seconds since the Unix epoch.
@@ -81,12 +92,31 @@ pub fn unix_now() -> u64 {
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
     ttl: Duration,
+    cache: Arc<SessionCache>,
 }
 
 impl Sessions {
-    /// Wraps `store`; sessions live for `ttl` after login.
+    /// Wraps `store`; sessions live for `ttl` after login. The session cache
+    /// is off until [`with_cache_ttl`](Self::with_cache_ttl) turns it on.
     pub fn new(store: Arc<dyn SessionStore>, ttl: Duration) -> Self {
-        Sessions { store, ttl }
+        Sessions {
+            store,
+            ttl,
+            cache: Arc::new(SessionCache::new(Duration::ZERO, 0)),
+        }
+    }
+
+    /// Serves a loaded session from memory for `cache_ttl` (zero: never).
+    /// The cache only serves while [`follow_revocations`](Self::follow_revocations)
+    /// runs and is subscribed.
+    pub fn with_cache_ttl(mut self, cache_ttl: Duration) -> Self {
+        self.cache = Arc::new(SessionCache::new(cache_ttl, SESSION_CACHE_MAX_ENTRIES));
+        self
+    }
+
+    /// The in-process session cache.
+    pub fn cache(&self) -> &SessionCache {
+        &self.cache
     }
 
     /// The underlying store, for readiness checks.
@@ -99,27 +129,55 @@ impl Sessions {
         self.ttl
     }
 
-    /// Stores `session` under a fresh random id and returns the id.
+    /// Stores `session` under a fresh random id, adds it to the per-user
+    /// index (see [`revocation`]) and returns the id.
     pub async fn create(&self, session: &Session) -> Result<SessionId, StoreError> {
         let id = SessionId::generate();
-        let ttl = Duration::from_secs(session.expires_at.saturating_sub(unix_now()).max(1));
-        self.put_sealed(SESSION_PREFIX, id.as_bytes(), session, ttl)
+        let (key, sealed) = seal_record(SESSION_PREFIX, id.as_bytes(), session);
+        let indexes = revocation::index_keys(session);
+        self.store
+            .put_indexed(&key, sealed, session_lifetime(session), &indexes)
             .await?;
         Ok(id)
     }
 
     /// Loads the session `id`, treating an expired or unreadable record as
-    /// absent.
+    /// absent. A session loaded less than the cache TTL ago comes from the
+    /// in-process cache.
     pub async fn load(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let key = storage_key(SESSION_PREFIX, id.as_bytes());
+        if let Some(session) = self.cache.get(&key) {
+            return Ok(Some(session));
+        }
+        let generation = self.cache.generation();
         let session: Option<Session> = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await?;
-        Ok(session.filter(|s| !s.is_expired()))
+        let session = session.filter(|s| !s.is_expired());
+        if let Some(session) = &session {
+            self.cache.insert(&key, session, generation);
+        }
+        Ok(session)
     }
 
-    /// Deletes the session `id`.
+    /// Replaces the record of session `id` with `session`, keeping the id,
+    /// and returns false when the session no longer exists (it was signed
+    /// out or revoked meanwhile), so an update never brings it back. Other
+    /// replicas drop their cached copies.
+    pub async fn update(&self, id: &SessionId, session: &Session) -> Result<bool, StoreError> {
+        let (key, sealed) = seal_record(SESSION_PREFIX, id.as_bytes(), session);
+        let updated = self
+            .store
+            .put_existing(&key, sealed, session_lifetime(session))
+            .await?;
+        self.forget(&[key]).await;
+        Ok(updated)
+    }
+
+    /// Deletes the session `id`, here and in every replica's cache.
     pub async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.store
-            .delete(&storage_key(SESSION_PREFIX, id.as_bytes()))
-            .await
+        let key = storage_key(SESSION_PREFIX, id.as_bytes());
+        self.store.delete(&key).await?;
+        self.forget(&[key]).await;
+        Ok(())
     }
 
     /// Stores `value` sealed under `secret` in the namespace `prefix`.
@@ -130,9 +188,7 @@ impl Sessions {
         value: &T,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let key = storage_key(prefix, secret);
-        let plaintext = serde_json::to_vec(value).expect("session records serialize to JSON");
-        let sealed = seal(secret, key.as_bytes(), &plaintext);
+        let (key, sealed) = seal_record(prefix, secret, value);
         self.store.put(&key, sealed, ttl).await
     }
 
@@ -157,6 +213,20 @@ impl Sessions {
         let sealed = self.store.take(&key).await?;
         Ok(sealed.and_then(|bytes| unseal(secret, &key, &bytes)))
     }
+}
+
+/// Returns the time left until `session` ends, at least one second.
+fn session_lifetime(session: &Session) -> Duration {
+    Duration::from_secs(session.expires_at.saturating_sub(unix_now()).max(1))
+}
+
+/// Serializes `value` and seals it under `secret`; returns the store key and
+/// the sealed bytes.
+fn seal_record<T: Serialize>(prefix: &str, secret: &[u8], value: &T) -> (String, Vec<u8>) {
+    let key = storage_key(prefix, secret);
+    let plaintext = serde_json::to_vec(value).expect("session records serialize to JSON");
+    let sealed = seal(secret, key.as_bytes(), &plaintext);
+    (key, sealed)
 }
 
 /// The store key of the record whose secret is `secret`: a hash, so the store

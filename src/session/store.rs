@@ -1,13 +1,15 @@
-//! The `SessionStore` trait, a small key-value interface with expiry, and its
-//! two implementations: Redis (shared by replicas) and process memory.
+//! The `SessionStore` trait, a small key-value interface with expiry, index
+//! sets and publish/subscribe, and its two implementations: Redis (shared by
+//! replicas) and process memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
 use redis::AsyncCommands;
 use tokio::sync::OnceCell;
 
@@ -41,13 +43,57 @@ pub trait SessionStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Checks that the store answers, for the readiness probe.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Stores `value` under `key` like [`put`](Self::put) and adds `key` to
+    /// each set named in `indexes`, in one atomic step. Each index set then
+    /// lives at least `ttl`, so it outlives every key it lists.
+    async fn put_indexed(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        indexes: &[String],
+    ) -> Result<(), StoreError>;
+    /// Removes the index set `index` and every key it lists, in one atomic
+    /// step, and returns the keys that still existed. A concurrent
+    /// [`put_indexed`](Self::put_indexed) to the same index runs wholly
+    /// before or wholly after it.
+    async fn take_index(&self, index: &str) -> Result<Vec<String>, StoreError>;
+    /// Replaces the value under `key` only while `key` exists, and returns
+    /// whether it did. A record removed by [`take_index`](Self::take_index)
+    /// is therefore never written back by a slower update.
+    async fn put_existing(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+    /// Sends `message` to every current subscriber of `channel`, in every
+    /// replica.
+    async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError>;
+    /// Subscribes to `channel` on a connection of its own. `Ok(None)` means
+    /// the store is private to this process, so there are no other
+    /// replicas to hear from.
+    async fn subscribe(&self, channel: &str) -> Result<Option<Subscription>, StoreError>;
 }
 
 /// Sessions in this process's memory: one replica only, lost on restart.
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, MemoryEntry>>,
+    state: Mutex<MemoryState>,
     writes: AtomicU64,
     max_entries: usize,
+}
+
+/// The records and the index sets, behind one lock so that the indexed
+/// operations are atomic.
+#[derive(Default)]
+struct MemoryState {
+    entries: HashMap<String, MemoryEntry>,
+    indexes: HashMap<String, MemoryIndex>,
+}
+
+struct MemoryIndex {
+    keys: HashSet<String>,
+    expires_at: Instant,
 }
 
 /// Default maximum number of entries (sessions and login flows together).
@@ -79,42 +125,39 @@ impl MemoryStore {
     /// Creates an empty store that holds at most `max_entries` entries.
     pub fn with_max_entries(max_entries: usize) -> Self {
         MemoryStore {
-            entries: Mutex::new(HashMap::new()),
+            state: Mutex::new(MemoryState::default()),
             writes: AtomicU64::new(0),
             max_entries,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, MemoryEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
         // A panic while holding the lock cannot leave a half-written entry,
-        // because every critical section is a single map operation.
-        self.entries
+        // because no critical section can panic between two map updates.
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
 
-#[async_trait]
-impl SessionStore for MemoryStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let entries = self.lock();
-        Ok(entries
-            .get(key)
-            .filter(|entry| entry.expires_at > Instant::now())
-            .map(|entry| entry.value.clone()))
-    }
-
-    async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+    /// Inserts one record, sweeping expired entries first when the store is
+    /// full or a sweep is due.
+    fn insert(
+        &self,
+        state: &mut MemoryState,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
-        let full = entries.len() >= self.max_entries && !entries.contains_key(key);
+        let full = state.entries.len() >= self.max_entries && !state.entries.contains_key(key);
         if full || self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == 0 {
-            entries.retain(|_, entry| entry.expires_at > now);
+            state.entries.retain(|_, entry| entry.expires_at > now);
+            state.indexes.retain(|_, index| index.expires_at > now);
         }
-        if entries.len() >= self.max_entries && !entries.contains_key(key) {
+        if state.entries.len() >= self.max_entries && !state.entries.contains_key(key) {
             return Err(StoreError::Full(self.max_entries));
         }
-        entries.insert(
+        state.entries.insert(
             key.to_owned(),
             MemoryEntry {
                 value,
@@ -123,22 +166,104 @@ impl SessionStore for MemoryStore {
         );
         Ok(())
     }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .entries
+            .get(key)
+            .filter(|entry| entry.expires_at > Instant::now())
+            .map(|entry| entry.value.clone()))
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        self.insert(&mut state, key, value, ttl)
+    }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut entries = self.lock();
-        Ok(entries
+        let mut state = self.lock();
+        Ok(state
+            .entries
             .remove(key)
             .filter(|entry| entry.expires_at > Instant::now())
             .map(|entry| entry.value))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.lock().remove(key);
+        self.lock().entries.remove(key);
         Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn put_indexed(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        indexes: &[String],
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        self.insert(&mut state, key, value, ttl)?;
+        let expires_at = Instant::now() + ttl;
+        for name in indexes {
+            let index = state
+                .indexes
+                .entry(name.clone())
+                .or_insert_with(|| MemoryIndex {
+                    keys: HashSet::new(),
+                    expires_at,
+                });
+            index.keys.insert(key.to_owned());
+            index.expires_at = index.expires_at.max(expires_at);
+        }
+        Ok(())
+    }
+
+    async fn take_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let Some(listed) = state.indexes.remove(index) else {
+            return Ok(Vec::new());
+        };
+        let mut removed = Vec::new();
+        for key in listed.keys {
+            let entry = state.entries.remove(&key);
+            if entry.is_some_and(|entry| entry.expires_at > now) {
+                removed.push(key);
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn put_existing(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let Some(entry) = state.entries.get_mut(key).filter(|e| e.expires_at > now) else {
+            return Ok(false);
+        };
+        entry.value = value;
+        entry.expires_at = now + ttl;
+        Ok(true)
+    }
+
+    async fn publish(&self, _channel: &str, _message: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn subscribe(&self, _channel: &str) -> Result<Option<Subscription>, StoreError> {
+        Ok(None)
     }
 }
 
@@ -196,6 +321,47 @@ impl RedisStore {
     }
 }
 
+/// Stores a record and adds its key to index sets. KEYS[1] is the record,
+/// KEYS[2..] the index sets; ARGV[1] the value, ARGV[2] the lifetime in
+/// milliseconds. An index set's expiry only ever grows, so it outlives
+/// every record it lists.
+const PUT_INDEXED_SCRIPT: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local ttl = tonumber(ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('PTTL', KEYS[i]) < ttl then
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+end
+return 1
+";
+
+/// Deletes index set KEYS[1] and every record it lists; returns the records
+/// that existed.
+// NOTE: the script deletes keys it was not given in KEYS. Standalone Redis
+// allows that; Redis Cluster would not, because the keys hash to other slots.
+const TAKE_INDEX_SCRIPT: &str = r"
+local listed = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+local removed = {}
+for _, key in ipairs(listed) do
+  if redis.call('DEL', key) == 1 then
+    removed[#removed + 1] = key
+  end
+end
+return removed
+";
+
+/// Builds an `EVAL` of `script`. The scripts are a few hundred bytes, and
+/// Redis caches each compiled script, so sending the text every time costs
+/// little and needs no `EVALSHA` fallback.
+fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(script).arg(keys.len()).arg(keys);
+    command
+}
+
 fn redis_error(error: redis::RedisError) -> StoreError {
     // The error's Display can include the server's address but never the
     // password, so it is safe to log.
@@ -209,7 +375,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let millis = ttl_millis(ttl);
         self.run(|mut c| async move { c.pset_ex(key, value, millis).await })
             .await
     }
@@ -227,56 +393,116 @@ impl SessionStore for RedisStore {
             .await
             .map(drop)
     }
+
+    async fn put_indexed(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        indexes: &[String],
+    ) -> Result<(), StoreError> {
+        let millis = ttl_millis(ttl);
+        let mut keys = vec![key];
+        keys.extend(indexes.iter().map(String::as_str));
+        let mut command = eval(PUT_INDEXED_SCRIPT, &keys);
+        command.arg(value).arg(millis);
+        self.run(|mut c| async move { command.query_async::<i64>(&mut c).await })
+            .await
+            .map(drop)
+    }
+
+    async fn take_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        let command = eval(TAKE_INDEX_SCRIPT, &[index]);
+        self.run(|mut c| async move { command.query_async(&mut c).await })
+            .await
+    }
+
+    async fn put_existing(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let millis = ttl_millis(ttl);
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(millis)
+                .arg("XX")
+                .query_async::<Option<String>>(&mut c)
+                .await
+        })
+        .await
+        .map(|reply| reply.is_some())
+    }
+
+    async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
+        self.run(|mut c| async move { c.publish::<_, _, i64>(channel, message).await })
+            .await
+            .map(drop)
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Option<Subscription>, StoreError> {
+        let connect = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok(pubsub.split())
+        };
+        let (sink, stream) = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(redis_error)?;
+        Ok(Some(Subscription {
+            sink,
+            stream,
+            timeout: self.timeout,
+        }))
+    }
+}
+
+/// Converts a lifetime to whole milliseconds, at least 1, because Redis
+/// rejects an expiry of 0.
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// An idle subscription sends `PING` this often, so that a connection that
+/// died without closing (a lost network path) is noticed.
+const SUBSCRIPTION_KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// A live subscription to one channel, on a connection of its own.
+pub struct Subscription {
+    sink: PubSubSink,
+    stream: PubSubStream,
+    timeout: Duration,
+}
+
+impl Subscription {
+    /// Waits for the next message. `None` means the connection is lost:
+    /// Redis closed it, or a keep-alive `PING` got no reply in time. A
+    /// payload that is not UTF-8 arrives as an empty string.
+    pub async fn next_message(&mut self) -> Option<String> {
+        loop {
+            tokio::select! {
+                message = self.stream.next() => {
+                    return message.map(|m| m.get_payload::<String>().unwrap_or_default());
+                }
+                () = tokio::time::sleep(SUBSCRIPTION_KEEPALIVE) => {
+                    if !self.is_alive().await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn is_alive(&mut self) -> bool {
+        let ping = self.sink.ping::<redis::Value>();
+        matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn memory_store_take_is_single_use() {
-        let store = MemoryStore::new();
-        store
-            .put("k", b"v".to_vec(), Duration::from_secs(60))
-            .await
-            .expect("memory put");
-        assert_eq!(store.take("k").await.expect("take"), Some(b"v".to_vec()));
-        assert_eq!(store.take("k").await.expect("take"), None);
-    }
-
-    #[tokio::test]
-    async fn memory_store_rejects_writes_when_full() {
-        let store = MemoryStore::with_max_entries(2);
-        let ttl = Duration::from_secs(60);
-        store.put("a", b"1".to_vec(), ttl).await.expect("first put");
-        store
-            .put("b", b"2".to_vec(), ttl)
-            .await
-            .expect("second put");
-        assert!(matches!(
-            store.put("c", b"3".to_vec(), ttl).await,
-            Err(StoreError::Full(2))
-        ));
-        store
-            .put("a", b"updated".to_vec(), ttl)
-            .await
-            .expect("replacing an existing key still works");
-        store.delete("b").await.expect("delete");
-        store
-            .put("c", b"3".to_vec(), ttl)
-            .await
-            .expect("room again");
-    }
-
-    #[tokio::test]
-    async fn memory_store_expires_entries() {
-        let store = MemoryStore::new();
-        store
-            .put("k", b"v".to_vec(), Duration::from_millis(20))
-            .await
-            .expect("memory put");
-        assert!(store.get("k").await.expect("get").is_some());
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(store.get("k").await.expect("get"), None);
-    }
-}
+mod tests;

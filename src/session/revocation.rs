@@ -1,0 +1,337 @@
+//! Ending every session of one user at once.
+//!
+//! Each new session's storage key is added to index sets named after the
+//! hashed identifiers of its user: the `sub` claim, the lower-cased `email`
+//! and `preferred_username`, and the provider's `sid` when there is one.
+//! [`Sessions::revoke`] takes one index set and deletes every session it
+//! lists in one atomic store operation, then publishes the deleted keys so
+//! that every replica drops its cached copies.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{Session, Sessions, StoreError};
+
+/// Namespace of the index sets in the store.
+const INDEX_PREFIX: &str = "portcullis:index:";
+
+/// Channel on which deleted session keys are published, one per line.
+pub const REVOCATION_CHANNEL: &str = "portcullis:revocations";
+
+/// First wait before subscribing again after a failure; it doubles up to
+/// [`RESUBSCRIBE_MAX_DELAY`].
+const RESUBSCRIBE_MIN_DELAY: Duration = Duration::from_millis(250);
+
+/// Longest wait between two subscription attempts while Redis is down.
+const RESUBSCRIBE_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// The identifier whose sessions [`Sessions::revoke`] ends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RevocationKey {
+    /// Every session whose ID token had this `sub` claim (exact match).
+    Subject(String),
+    /// Every session whose `email` claim is this address, ignoring case.
+    Email(String),
+    /// Every session whose `preferred_username` claim is this name,
+    /// ignoring case.
+    PreferredUsername(String),
+    /// Every session created from this provider session: the ID token's
+    /// `sid` claim, as back-channel logout tokens carry it (exact match).
+    ProviderSession(String),
+}
+
+impl RevocationKey {
+    /// Returns a short name of the identifier kind, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RevocationKey::Subject(_) => "sub",
+            RevocationKey::Email(_) => "email",
+            RevocationKey::PreferredUsername(_) => "preferred_username",
+            RevocationKey::ProviderSession(_) => "sid",
+        }
+    }
+
+    /// Returns the store key of this identifier's index set. The value is
+    /// hashed, so the store's key names reveal no email address.
+    fn index_key(&self) -> String {
+        let value = match self {
+            RevocationKey::Subject(value) | RevocationKey::ProviderSession(value) => value.clone(),
+            RevocationKey::Email(value) | RevocationKey::PreferredUsername(value) => {
+                value.to_lowercase()
+            }
+        };
+        let digest = Sha256::digest(value.as_bytes());
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        format!("{INDEX_PREFIX}{}:{hex}", self.kind())
+    }
+}
+
+/// Returns the index sets a new session is added to.
+pub(super) fn index_keys(session: &Session) -> Vec<String> {
+    let identity = &session.identity;
+    let mut keys = vec![RevocationKey::Subject(identity.subject.clone())];
+    if let Some(email) = &identity.email {
+        keys.push(RevocationKey::Email(email.clone()));
+    }
+    if let Some(name) = &identity.preferred_username {
+        keys.push(RevocationKey::PreferredUsername(name.clone()));
+    }
+    if let Some(sid) = &session.provider_session_id {
+        keys.push(RevocationKey::ProviderSession(sid.clone()));
+    }
+    keys.iter().map(RevocationKey::index_key).collect()
+}
+
+impl Sessions {
+    /// Ends every session listed under `key` and returns how many there
+    /// were. The records are deleted from the store in one atomic step, so a
+    /// session created at the same moment is either revoked or created
+    /// after the revocation; then every replica is told to drop its cached
+    /// copies. An error means nothing was revoked and the call may be
+    /// repeated.
+    pub async fn revoke(&self, key: RevocationKey) -> Result<usize, StoreError> {
+        let removed = self.store.take_index(&key.index_key()).await?;
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        self.forget(&removed).await;
+        tracing::info!(
+            index = key.kind(),
+            sessions = removed.len(),
+            "sessions revoked"
+        );
+        Ok(removed.len())
+    }
+
+    /// Drops `keys` from this replica's cache and publishes them to the
+    /// others. A failed publish is logged and not returned, because the
+    /// records are already gone from the store: other replicas then serve
+    /// their cached copies until the cache TTL ends.
+    pub(super) async fn forget(&self, keys: &[String]) {
+        self.cache.invalidate(keys.iter().map(String::as_str));
+        if let Err(error) = self
+            .store
+            .publish(REVOCATION_CHANNEL, &keys.join("\n"))
+            .await
+        {
+            tracing::warn!(
+                error = %error,
+                sessions = keys.len(),
+                "cannot publish ended sessions; other replicas may serve them until their cache entries expire"
+            );
+        }
+    }
+
+    /// Keeps this replica's session cache in step with the revocations that
+    /// every replica publishes. The cache serves sessions only while the
+    /// subscription is up; after a lost connection it is emptied and the
+    /// subscription retried with a growing delay. Returns at once when the
+    /// cache is off or the store is private to this process, and otherwise
+    /// runs until the future is dropped.
+    pub async fn follow_revocations(&self) {
+        if !self.cache.is_enabled() {
+            return;
+        }
+        let mut delay = RESUBSCRIBE_MIN_DELAY;
+        let mut failures: u64 = 0;
+        loop {
+            match self.store.subscribe(REVOCATION_CHANNEL).await {
+                Ok(None) => return,
+                Ok(Some(mut subscription)) => {
+                    self.cache.set_live(true);
+                    tracing::info!("session cache on: following revocations");
+                    delay = RESUBSCRIBE_MIN_DELAY;
+                    failures = 0;
+                    while let Some(message) = subscription.next_message().await {
+                        self.cache.invalidate(message.lines());
+                    }
+                    self.cache.set_live(false);
+                    tracing::warn!("session cache off: the revocation subscription was lost");
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(
+                        error = %error,
+                        failures,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "cannot subscribe to session revocations"
+                    );
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::session::test_redis::TestRedis;
+    use crate::session::{unix_now, Identity, MemoryStore, RedisStore, SessionId};
+
+    fn session_of(subject: &str, email: Option<&str>, sid: Option<&str>) -> Session {
+        Session {
+            identity: Identity {
+                subject: subject.to_owned(),
+                email: email.map(str::to_owned),
+                preferred_username: Some(subject.to_owned()),
+                name: None,
+                groups: Vec::new(),
+            },
+            id_token: String::new(),
+            access_token: String::new(),
+            refresh_token: None,
+            provider_session_id: sid.map(str::to_owned),
+            directory_groups: None,
+            created_at: unix_now(),
+            expires_at: unix_now() + 600,
+        }
+    }
+
+    async fn exists(sessions: &Sessions, id: &SessionId) -> bool {
+        sessions.load(id).await.expect("load").is_some()
+    }
+
+    #[tokio::test]
+    async fn revoke_ends_only_that_users_sessions() {
+        let sessions = Sessions::new(Arc::new(MemoryStore::new()), Duration::from_secs(600));
+        let alice = session_of("alice", Some("alice@example.test"), Some("sid-1"));
+        let first = sessions.create(&alice).await.expect("create");
+        let second = sessions.create(&alice).await.expect("create");
+        let bob = sessions
+            .create(&session_of("bob", Some("bob@example.test"), Some("sid-2")))
+            .await
+            .expect("create");
+        let cases = [
+            (RevocationKey::ProviderSession("sid-unknown".into()), 0),
+            (RevocationKey::Email("ALICE@example.TEST".into()), 2),
+            (RevocationKey::Subject("alice".into()), 0),
+            (RevocationKey::ProviderSession("sid-2".into()), 1),
+        ];
+        for (key, expected) in cases {
+            let revoked = sessions.revoke(key.clone()).await.expect("revoke");
+            assert_eq!(revoked, expected, "sessions ended by {key:?}");
+        }
+        assert!(
+            !exists(&sessions, &first).await,
+            "alice's first session ended"
+        );
+        assert!(
+            !exists(&sessions, &second).await,
+            "alice's second session ended"
+        );
+        assert!(
+            !exists(&sessions, &bob).await,
+            "bob's session ended by its sid"
+        );
+    }
+
+    #[tokio::test]
+    async fn update_never_revives_a_revoked_session() {
+        let sessions = Sessions::new(Arc::new(MemoryStore::new()), Duration::from_secs(600));
+        let alice = session_of("alice", None, None);
+        let id = sessions.create(&alice).await.expect("create");
+        assert!(
+            sessions.update(&id, &alice).await.expect("update"),
+            "a live session is updated"
+        );
+        sessions
+            .revoke(RevocationKey::PreferredUsername("Alice".into()))
+            .await
+            .expect("revoke");
+        assert!(
+            !sessions.update(&id, &alice).await.expect("update"),
+            "a revoked session is not written back"
+        );
+        assert!(
+            !exists(&sessions, &id).await,
+            "the revoked session stays gone"
+        );
+    }
+
+    /// Two replicas over one Redis: replica B serves alice's session from its
+    /// cache, replica A revokes it, and B stops serving it within a second.
+    #[tokio::test]
+    async fn revocation_reaches_other_replica_cache() {
+        let redis = TestRedis::start().await;
+        let replica = || {
+            let store = RedisStore::new(&redis.url(), Duration::from_secs(2)).expect("valid URL");
+            Sessions::new(Arc::new(store), Duration::from_secs(600))
+                .with_cache_ttl(Duration::from_secs(30))
+        };
+        let (a, b) = (replica(), replica());
+        let follower = b.clone();
+        let listener = tokio::spawn(async move { follower.follow_revocations().await });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !b.cache().is_live() {
+            assert!(Instant::now() < deadline, "replica B subscribed within 5 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let id = a
+            .create(&session_of("alice", Some("alice@example.test"), None))
+            .await
+            .expect("create");
+        assert!(exists(&b, &id).await, "replica B loads alice's session");
+        assert_eq!(b.cache().len(), 1, "replica B cached the session");
+
+        let revoked = a
+            .revoke(RevocationKey::Email("alice@example.test".into()))
+            .await
+            .expect("revoke");
+        assert_eq!(revoked, 1, "one session revoked");
+        let revoked_at = Instant::now();
+        while exists(&b, &id).await {
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(1),
+                "replica B still served the revoked session after 1 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        listener.abort();
+    }
+
+    #[test]
+    fn index_keys_hash_and_fold_case() {
+        let cases = [
+            (
+                RevocationKey::Email("Alice@Example.TEST".into()),
+                RevocationKey::Email("alice@example.test".into()),
+                true,
+            ),
+            (
+                RevocationKey::PreferredUsername("ALICE".into()),
+                RevocationKey::PreferredUsername("alice".into()),
+                true,
+            ),
+            (
+                RevocationKey::Subject("Alice".into()),
+                RevocationKey::Subject("alice".into()),
+                false,
+            ),
+            (
+                RevocationKey::Subject("alice".into()),
+                RevocationKey::PreferredUsername("alice".into()),
+                false,
+            ),
+        ];
+        for (first, second, same) in cases {
+            assert_eq!(
+                first.index_key() == second.index_key(),
+                same,
+                "{first:?} and {second:?}"
+            );
+        }
+        let key = RevocationKey::Email("alice@example.test".into()).index_key();
+        assert!(
+            key.starts_with("portcullis:index:email:"),
+            "index keys are namespaced by kind: {key}"
+        );
+        assert!(!key.contains("alice"), "index keys hide the value: {key}");
+    }
+}

@@ -1,0 +1,222 @@
+use super::*;
+
+#[tokio::test]
+async fn memory_store_take_is_single_use() {
+    let store = MemoryStore::new();
+    store
+        .put("k", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .expect("memory put");
+    assert_eq!(store.take("k").await.expect("take"), Some(b"v".to_vec()));
+    assert_eq!(store.take("k").await.expect("take"), None);
+}
+
+#[tokio::test]
+async fn memory_store_rejects_writes_when_full() {
+    let store = MemoryStore::with_max_entries(2);
+    let ttl = Duration::from_secs(60);
+    store.put("a", b"1".to_vec(), ttl).await.expect("first put");
+    store
+        .put("b", b"2".to_vec(), ttl)
+        .await
+        .expect("second put");
+    assert!(matches!(
+        store.put("c", b"3".to_vec(), ttl).await,
+        Err(StoreError::Full(2))
+    ));
+    store
+        .put("a", b"updated".to_vec(), ttl)
+        .await
+        .expect("replacing an existing key still works");
+    store.delete("b").await.expect("delete");
+    store
+        .put("c", b"3".to_vec(), ttl)
+        .await
+        .expect("room again");
+}
+
+#[tokio::test]
+async fn memory_store_expires_entries() {
+    let store = MemoryStore::new();
+    store
+        .put("k", b"v".to_vec(), Duration::from_millis(20))
+        .await
+        .expect("memory put");
+    assert!(store.get("k").await.expect("get").is_some());
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(store.get("k").await.expect("get"), None);
+}
+
+/// Both stores, each as a trait object, with a name for assertion messages.
+/// The Redis server lives as long as the returned guard.
+async fn both_stores() -> (
+    Vec<(&'static str, Box<dyn SessionStore>)>,
+    crate::session::test_redis::TestRedis,
+) {
+    let redis = crate::session::test_redis::TestRedis::start().await;
+    let redis_store =
+        RedisStore::new(&redis.url(), Duration::from_secs(2)).expect("valid Redis URL");
+    let stores: Vec<(&'static str, Box<dyn SessionStore>)> = vec![
+        ("memory", Box::new(MemoryStore::new())),
+        ("redis", Box::new(redis_store)),
+    ];
+    (stores, redis)
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|name| (*name).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn take_index_removes_listed_records() {
+    let (stores, _redis) = both_stores().await;
+    let ttl = Duration::from_secs(60);
+    for (name, store) in stores {
+        store
+            .put_indexed("s1", b"1".to_vec(), ttl, &names(&["i:a", "i:b"]))
+            .await
+            .expect("put_indexed");
+        store
+            .put_indexed("s2", b"2".to_vec(), ttl, &names(&["i:a"]))
+            .await
+            .expect("put_indexed");
+        store
+            .put_indexed("s3", b"3".to_vec(), ttl, &names(&["i:c"]))
+            .await
+            .expect("put_indexed");
+        let mut taken = store.take_index("i:a").await.expect("take_index");
+        taken.sort();
+        assert_eq!(taken, ["s1", "s2"], "{name}: both records listed under i:a");
+        assert_eq!(
+            store.get("s1").await.expect("get"),
+            None,
+            "{name}: s1 deleted"
+        );
+        assert_eq!(
+            store.get("s2").await.expect("get"),
+            None,
+            "{name}: s2 deleted"
+        );
+        assert_eq!(
+            store.get("s3").await.expect("get"),
+            Some(b"3".to_vec()),
+            "{name}: a record of another index stays"
+        );
+        assert!(
+            store
+                .take_index("i:b")
+                .await
+                .expect("take_index")
+                .is_empty(),
+            "{name}: a record already deleted is not reported again"
+        );
+        assert!(
+            store
+                .take_index("i:a")
+                .await
+                .expect("take_index")
+                .is_empty(),
+            "{name}: the index set itself is gone"
+        );
+        assert!(
+            store
+                .take_index("i:never")
+                .await
+                .expect("take_index")
+                .is_empty(),
+            "{name}: a missing index set lists nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn put_existing_never_recreates() {
+    let (stores, _redis) = both_stores().await;
+    let ttl = Duration::from_secs(60);
+    for (name, store) in stores {
+        let written = store
+            .put_existing("gone", b"x".to_vec(), ttl)
+            .await
+            .expect("put_existing");
+        assert!(!written, "{name}: a missing record is not written");
+        assert_eq!(
+            store.get("gone").await.expect("get"),
+            None,
+            "{name}: still missing"
+        );
+        store.put("here", b"old".to_vec(), ttl).await.expect("put");
+        let written = store
+            .put_existing("here", b"new".to_vec(), ttl)
+            .await
+            .expect("put_existing");
+        assert!(written, "{name}: an existing record is replaced");
+        assert_eq!(
+            store.get("here").await.expect("get"),
+            Some(b"new".to_vec()),
+            "{name}: the new value is stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_index_outlives_its_records() {
+    let redis = crate::session::test_redis::TestRedis::start().await;
+    let store = RedisStore::new(&redis.url(), Duration::from_secs(2)).expect("valid Redis URL");
+    let index = names(&["i:user"]);
+    store
+        .put_indexed("long", b"1".to_vec(), Duration::from_secs(600), &index)
+        .await
+        .expect("put_indexed");
+    store
+        .put_indexed("short", b"2".to_vec(), Duration::from_secs(5), &index)
+        .await
+        .expect("put_indexed");
+    let index_ttl: i64 = redis.query(redis::cmd("PTTL").arg("i:user")).await;
+    assert!(
+        index_ttl > 500_000,
+        "a shorter record must not shorten the index set's expiry, got {index_ttl} ms"
+    );
+    let record_ttl: i64 = redis.query(redis::cmd("PTTL").arg("short")).await;
+    assert!(
+        (1..=5_000).contains(&record_ttl),
+        "the record keeps its own expiry, got {record_ttl} ms"
+    );
+}
+
+#[tokio::test]
+async fn redis_subscription_receives_and_ends() {
+    let mut redis = crate::session::test_redis::TestRedis::start().await;
+    let store = RedisStore::new(&redis.url(), Duration::from_secs(2)).expect("valid Redis URL");
+    let mut subscription = store
+        .subscribe("channel")
+        .await
+        .expect("subscribe")
+        .expect("Redis supports subscriptions");
+    store.publish("channel", "a\nb").await.expect("publish");
+    let message = tokio::time::timeout(Duration::from_secs(2), subscription.next_message())
+        .await
+        .expect("a message within 2 s");
+    assert_eq!(
+        message.as_deref(),
+        Some("a\nb"),
+        "the published message arrives"
+    );
+    redis.kill();
+    let ended = tokio::time::timeout(Duration::from_secs(2), subscription.next_message())
+        .await
+        .expect("the end of the subscription is noticed within 2 s");
+    assert_eq!(ended, None, "a killed server ends the subscription");
+}
+
+#[tokio::test]
+async fn memory_store_has_no_subscription() {
+    let store = MemoryStore::new();
+    assert!(
+        store
+            .subscribe("channel")
+            .await
+            .expect("subscribe")
+            .is_none(),
+        "a process-private store has no other replicas to hear from"
+    );
+}
