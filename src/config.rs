@@ -216,6 +216,10 @@ pub struct SessionConfig {
     /// the cache off; at most 1 minute.
     #[serde(default = "default_session_cache_ttl", with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// A request refreshes the session's access token with the refresh token
+    /// when the access token expires within this margin.
+    #[serde(default = "default_refresh_margin", with = "humantime_serde")]
+    pub refresh_margin: Duration,
     /// Keys that sign the session cookie, each at least 32 characters. The
     /// first signs; all verify. Empty means one random key per process start,
     /// which logs everyone out on restart.
@@ -331,6 +335,7 @@ impl Default for SessionConfig {
             cookie_secure: true,
             ttl: default_session_ttl(),
             cache_ttl: default_session_cache_ttl(),
+            refresh_margin: default_refresh_margin(),
             cookie_keys: Vec::new(),
             cookie_keys_file: None,
         }
@@ -381,6 +386,9 @@ fn default_jwks_refetch_cooldown() -> Duration {
 }
 fn default_jwks_refresh_interval() -> Duration {
     Duration::from_secs(3600)
+}
+fn default_refresh_margin() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_store() -> SessionStoreKind {
     SessionStoreKind::Memory

@@ -54,18 +54,21 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
     let provider = Arc::new(Provider::new(provider_settings(&settings)?)?);
     let sessions =
         Sessions::new(store.clone(), config.session.ttl).with_cache_ttl(config.session.cache_ttl);
-    let auth = Arc::new(Auth::new(
-        provider.clone(),
-        sessions.clone(),
-        CookieCodec::new(settings.cookie_keys.clone()),
-        CookieSettings {
-            session_name: config.session.cookie_name.clone(),
-            binding_name: format!("{}_login", config.session.cookie_name),
-            secure: config.session.cookie_secure,
-            session_max_age: config.session.ttl.as_secs(),
-        },
-        config.server.public_url.clone(),
-    ));
+    let auth = Arc::new(
+        Auth::new(
+            provider.clone(),
+            sessions.clone(),
+            CookieCodec::new(settings.cookie_keys.clone()),
+            CookieSettings {
+                session_name: config.session.cookie_name.clone(),
+                binding_name: format!("{}_login", config.session.cookie_name),
+                secure: config.session.cookie_secure,
+                session_max_age: config.session.ttl.as_secs(),
+            },
+            config.server.public_url.clone(),
+        )
+        .with_refresh_margin(config.session.refresh_margin),
+    );
 
     let server_conf = ServerConf {
         threads: config.server.threads,

@@ -172,6 +172,8 @@ impl Auth {
             identity: login.identity,
             id_token: login.id_token,
             access_token: login.access_token,
+            access_token_expires_at: login.access_token_expires_at,
+            refresh_not_before: None,
             refresh_token: login.refresh_token,
             provider_session_id: login.provider_session_id,
             directory_groups: None,

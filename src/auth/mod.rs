@@ -6,6 +6,7 @@ pub mod keys;
 pub mod login;
 pub mod provider;
 pub mod redirect;
+pub mod refresh;
 
 use std::sync::Arc;
 
@@ -54,7 +55,12 @@ pub struct Auth {
     codec: CookieCodec,
     cookies: CookieSettings,
     public_url: Url,
+    /// Access tokens expiring within this margin are refreshed first.
+    refresh_margin: std::time::Duration,
 }
+
+/// Default of [`Auth::with_refresh_margin`].
+pub const DEFAULT_REFRESH_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Auth {
     /// Bundles what the login flow and the session lookup need.
@@ -71,7 +77,14 @@ impl Auth {
             codec,
             cookies,
             public_url,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
         }
+    }
+
+    /// Sets how long before its expiry an access token is refreshed.
+    pub fn with_refresh_margin(mut self, margin: std::time::Duration) -> Self {
+        self.refresh_margin = margin;
+        self
     }
 
     /// The provider client.
@@ -103,6 +116,9 @@ impl Auth {
             };
             let id = decoded.session_id().clone();
             let Some(session) = self.sessions.load(&id).await? else {
+                continue;
+            };
+            let Some(session) = self.refresh_if_due(&id, session).await? else {
                 continue;
             };
             let reissued_cookie = match decoded {

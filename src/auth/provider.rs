@@ -206,9 +206,9 @@ pub struct RefreshedTokens {
     /// A new refresh token when the provider rotates them; `None` means the
     /// old one stays valid.
     pub refresh_token: Option<String>,
-    /// A new, verified ID token with the identity it carries, when the
-    /// provider sent one.
-    pub id_token: Option<(String, Identity)>,
+    /// A new ID token when the provider sent one, verified and naming the
+    /// same subject.
+    pub id_token: Option<String>,
 }
 
 /// Whether an ID token must carry the login's `nonce`. An ID token from a
@@ -416,7 +416,7 @@ impl Provider {
             .await
             .map_err(refresh_error)?;
         let id_token = match response.id_token() {
-            Some(token) => Some(self.refreshed_identity(token, subject).await?),
+            Some(token) => Some(self.verify_refreshed_id_token(token, subject).await?),
             None => None,
         };
         Ok(RefreshedTokens {
@@ -427,21 +427,20 @@ impl Provider {
         })
     }
 
-    async fn refreshed_identity(
+    async fn verify_refreshed_id_token(
         &self,
         id_token: &IdToken,
         subject: &str,
-    ) -> Result<(String, Identity), ProviderError> {
+    ) -> Result<String, ProviderError> {
         let claims = self
             .verify_id_token(id_token, NonceCheck::NotChecked)
             .await?;
-        let identity = self.identity_from_claims(&claims)?;
-        if identity.subject != subject {
+        if claims.subject().as_str() != subject {
             return Err(ProviderError::InvalidIdToken(
                 "the refreshed ID token names another subject".to_owned(),
             ));
         }
-        Ok((id_token.to_string(), identity))
+        Ok(id_token.to_string())
     }
 
     /// Verifies an ID token. When its key is not in the cached JWKS, the keys

@@ -136,7 +136,7 @@ impl SessionCache {
         self.lock().len()
     }
 
-    /// Tells whether the cache holds no entries.
+    /// Tells whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -164,6 +164,8 @@ mod tests {
             },
             id_token: String::new(),
             access_token: String::new(),
+            access_token_expires_at: None,
+            refresh_not_before: None,
             refresh_token: None,
             provider_session_id: None,
             directory_groups: None,

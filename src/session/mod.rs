@@ -57,6 +57,15 @@ pub struct Session {
     pub id_token: String,
     /// The access token from the provider.
     pub access_token: String,
+    /// When the access token expires (from `expires_in`), seconds since the
+    /// Unix epoch; `None` when the provider did not say.
+    #[serde(default)]
+    pub access_token_expires_at: Option<u64>,
+    /// No refresh is tried before this time, seconds since the Unix epoch. It
+    /// is set after a failed refresh, so that requests do not all retry a
+    /// provider that is down.
+    #[serde(default)]
+    pub refresh_not_before: Option<u64>,
     /// The refresh token, when the provider issued one.
     pub refresh_token: Option<String>,
     /// The provider's session id (`sid` claim), for back-channel logout.
@@ -156,6 +165,13 @@ impl Sessions {
             self.cache.insert(&key, session, generation);
         }
         Ok(session)
+    }
+
+    /// Loads the session `id` from the store, past the in-process cache, for
+    /// decisions that another replica's write may have changed.
+    pub async fn load_uncached(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let session: Option<Session> = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await?;
+        Ok(session.filter(|s| !s.is_expired()))
     }
 
     /// Replaces the record of session `id` with `session`, keeping the id,

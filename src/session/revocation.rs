@@ -87,9 +87,8 @@ impl Sessions {
     /// Ends every session listed under `key` and returns how many there
     /// were. The records are deleted from the store in one atomic step, so a
     /// session created at the same moment is either revoked or created
-    /// after the revocation; then every replica is told to drop its cached
-    /// copies. An error means nothing was revoked and the call may be
-    /// repeated.
+    /// after the revocation. Then every replica drops its cached copies. An
+    /// error means nothing was revoked, and the call may be repeated.
     pub async fn revoke(&self, key: RevocationKey) -> Result<usize, StoreError> {
         let removed = self.store.take_index(&key.index_key()).await?;
         if removed.is_empty() {
@@ -185,6 +184,8 @@ mod tests {
             },
             id_token: String::new(),
             access_token: String::new(),
+            access_token_expires_at: None,
+            refresh_not_before: None,
             refresh_token: None,
             provider_session_id: sid.map(str::to_owned),
             directory_groups: None,

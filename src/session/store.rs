@@ -74,6 +74,20 @@ pub trait SessionStore: Send + Sync {
     /// the store is private to this process, so there are no other
     /// replicas to hear from.
     async fn subscribe(&self, channel: &str) -> Result<Option<Subscription>, StoreError>;
+    /// Takes the lock `key` for `lease` unless someone holds it, writing the
+    /// holder's random `token`; returns whether it was taken.
+    async fn try_lock(&self, key: &str, token: &str, lease: Duration) -> Result<bool, StoreError>;
+    /// Extends the lease of lock `key` to `lease` from now, only while
+    /// `token` still holds it; returns whether it did.
+    async fn extend_lock(
+        &self,
+        key: &str,
+        token: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+    /// Releases lock `key` only while `token` still holds it, so a holder
+    /// whose lease lapsed never frees another holder's lock.
+    async fn unlock(&self, key: &str, token: &str) -> Result<bool, StoreError>;
 }
 
 /// Sessions in this process's memory: one replica only, lost on restart.
@@ -265,6 +279,47 @@ impl SessionStore for MemoryStore {
     async fn subscribe(&self, _channel: &str) -> Result<Option<Subscription>, StoreError> {
         Ok(None)
     }
+
+    async fn try_lock(&self, key: &str, token: &str, lease: Duration) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if state.entries.get(key).is_some_and(|e| e.expires_at > now) {
+            return Ok(false);
+        }
+        self.insert(&mut state, key, token.as_bytes().to_vec(), lease)?;
+        Ok(true)
+    }
+
+    async fn extend_lock(
+        &self,
+        key: &str,
+        token: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let held = state.entries.get_mut(key).filter(|e| e.expires_at > now);
+        match held {
+            Some(entry) if entry.value == token.as_bytes() => {
+                entry.expires_at = now + lease;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn unlock(&self, key: &str, token: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let held = state
+            .entries
+            .get(key)
+            .is_some_and(|e| e.expires_at > now && e.value == token.as_bytes());
+        if held {
+            state.entries.remove(key);
+        }
+        Ok(held)
+    }
 }
 
 /// Sessions in Redis, shared by every replica.
@@ -351,6 +406,24 @@ for _, key in ipairs(listed) do
   end
 end
 return removed
+";
+
+/// Sets the expiry of lock KEYS[1] to ARGV[2] milliseconds while it holds
+/// the token ARGV[1]; returns 1 when it did.
+const EXTEND_LOCK_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Deletes lock KEYS[1] while it holds the token ARGV[1]; returns 1 when it
+/// did.
+const UNLOCK_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 ";
 
 /// Builds an `EVAL` of `script`. The scripts are a few hundred bytes, and
@@ -459,6 +532,43 @@ impl SessionStore for RedisStore {
             stream,
             timeout: self.timeout,
         }))
+    }
+
+    async fn try_lock(&self, key: &str, token: &str, lease: Duration) -> Result<bool, StoreError> {
+        let millis = ttl_millis(lease);
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(millis)
+                .query_async::<Option<String>>(&mut c)
+                .await
+        })
+        .await
+        .map(|reply| reply.is_some())
+    }
+
+    async fn extend_lock(
+        &self,
+        key: &str,
+        token: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut command = eval(EXTEND_LOCK_SCRIPT, &[key]);
+        command.arg(token).arg(ttl_millis(lease));
+        self.run(|mut c| async move { command.query_async::<i64>(&mut c).await })
+            .await
+            .map(|extended| extended == 1)
+    }
+
+    async fn unlock(&self, key: &str, token: &str) -> Result<bool, StoreError> {
+        let mut command = eval(UNLOCK_SCRIPT, &[key]);
+        command.arg(token);
+        self.run(|mut c| async move { command.query_async::<i64>(&mut c).await })
+            .await
+            .map(|deleted| deleted == 1)
     }
 }
 

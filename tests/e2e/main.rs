@@ -16,5 +16,6 @@ mod headers;
 mod keys;
 mod lifecycle;
 mod login;
+mod refresh;
 mod session;
 mod traffic;

@@ -14,7 +14,7 @@ use super::process::ChildGuard;
 /// Time allowed for a fixture to print its ready line. Both fixtures took
 /// under a second in this suite on an idle 2-core machine, so this leaves a
 /// wide margin for a loaded one.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Client id and secret registered at the provider and configured in
 /// portcullis.
@@ -73,6 +73,8 @@ pub struct Idp {
 impl Idp {
     /// Starts the provider with one client whose redirect URIs point at the
     /// proxy on `proxy_origin`, and reads its discovery document.
+    // Not every build of the suite has a test that needs no options.
+    #[allow(dead_code)]
     pub async fn start(dir: &Path, proxy_origin: &Url) -> Self {
         Idp::start_with_env(dir, proxy_origin, &[]).await
     }
@@ -169,6 +171,13 @@ pub struct IdpStats {
     pub jwks: u64,
     /// Token endpoint requests by `grant_type`, successful or not.
     pub token: std::collections::HashMap<String, u64>,
+}
+
+impl IdpStats {
+    /// Token endpoint requests with `grant_type=refresh_token`.
+    pub fn refresh_grants(&self) -> u64 {
+        self.token.get("refresh_token").copied().unwrap_or(0)
+    }
 }
 
 fn test_client() -> reqwest::Client {

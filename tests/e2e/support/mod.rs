@@ -26,4 +26,4 @@ pub mod stack;
 pub use browser::{redirect_target, set_cookies_named, Browser};
 pub use echo::Echo;
 pub use portcullis::{BINDING_COOKIE, SESSION_COOKIE};
-pub use stack::{SessionStore, Stack};
+pub use stack::{SessionStore, Stack, StackOptions};

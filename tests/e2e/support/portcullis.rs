@@ -106,11 +106,24 @@ pub struct Portcullis {
 impl Portcullis {
     /// Writes `config` to `dir/portcullis.toml`, starts `portcullis serve` and
     /// waits until `/livez` and `/readyz` return 200.
+    // Not every build of the suite has a test that needs no options.
+    #[allow(dead_code)]
     pub async fn start(dir: &Path, config: &PortcullisConfig) -> Self {
+        Portcullis::start_with_env(dir, config, &[]).await
+    }
+
+    /// Like [`Portcullis::start`], with `PORTCULLIS_<SECTION>__<KEY>`
+    /// overrides in `env`.
+    pub async fn start_with_env(
+        dir: &Path,
+        config: &PortcullisConfig,
+        env: &[(&str, &str)],
+    ) -> Self {
         let config_path = dir.join("portcullis.toml");
         std::fs::write(&config_path, config.to_toml())
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
         let mut command = portcullis_command();
+        command.envs(env.iter().copied());
         command.arg("serve").arg("--config").arg(&config_path);
         let process = ChildGuard::spawn("portcullis", command, &dir.join("portcullis.log"));
         let mut portcullis = Portcullis {

@@ -129,13 +129,18 @@ impl ChildGuard {
 
     /// Sends SIGTERM, the signal an orchestrator sends to stop a container.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal named `name` (such as `TERM` or `HUP`).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .expect("the kill command can be run");
         assert!(
             status.success(),
-            "kill -TERM {} failed with {status}",
+            "kill -{name} {} failed with {status}",
             self.pid()
         );
     }

@@ -11,12 +11,26 @@ use super::ports::{free_port, PROXY_HOST};
 use super::redis::RedisServer;
 
 /// Where the stack keeps sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SessionStore {
     /// In portcullis's memory.
+    #[default]
     Memory,
     /// In a redis-server started for the test.
     Redis,
+}
+
+/// What a test's stack differs in from the default one.
+#[derive(Default)]
+pub struct StackOptions {
+    /// Where sessions are kept.
+    pub store: SessionStore,
+    /// Extra `IDP_*` variables of the provider (tests/fixtures/README.md).
+    pub idp_env: Vec<(&'static str, String)>,
+    /// Register portcullis's `/oauth2/backchannel_logout` at the provider.
+    pub backchannel_logout: bool,
+    /// `PORTCULLIS_<SECTION>__<KEY>` overrides for portcullis.
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// Every process of one test. Fields drop in order, so portcullis stops
@@ -42,6 +56,16 @@ impl Stack {
 
     /// Starts a stack whose sessions are kept in `store`.
     pub async fn start_with(store: SessionStore) -> Stack {
+        Stack::start_with_options(StackOptions {
+            store,
+            ..StackOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a stack as `options` describe.
+    pub async fn start_with_options(options: StackOptions) -> Stack {
+        let store = options.store;
         let dir = tempfile::Builder::new()
             .prefix("portcullis-e2e-")
             .tempdir()
@@ -55,8 +79,17 @@ impl Stack {
             SessionStore::Memory => None,
             SessionStore::Redis => Some(RedisServer::start(dir.path()).await),
         };
+        let mut idp_env: Vec<(&str, &str)> = options
+            .idp_env
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let backchannel_uri = format!("{proxy_origin}oauth2/backchannel_logout");
+        if options.backchannel_logout {
+            idp_env.push(("IDP_BACKCHANNEL_LOGOUT_URI", &backchannel_uri));
+        }
         let (idp, upstream) = tokio::join!(
-            Idp::start(dir.path(), &proxy_origin),
+            Idp::start_with_env(dir.path(), &proxy_origin, &idp_env),
             Upstream::start(dir.path())
         );
         let config = PortcullisConfig {
@@ -69,7 +102,8 @@ impl Stack {
                 Some(redis) => Store::Redis(redis.url()),
             },
         };
-        let portcullis = Portcullis::start(dir.path(), &config).await;
+        let env: Vec<(&str, &str)> = options.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let portcullis = Portcullis::start_with_env(dir.path(), &config, &env).await;
         Stack {
             portcullis,
             _upstream: upstream,
@@ -77,6 +111,27 @@ impl Stack {
             redis,
             _dir: dir,
         }
+    }
+
+    /// Starts a second portcullis process with the same configuration (and
+    /// so the same session store and cookie key) on its own ports, in the
+    /// subfolder `name` of the stack's folder. The provider accepts no
+    /// logins through it; it serves sessions made through the first.
+    pub async fn start_replica(&self, name: &str, env: &[(&str, &str)]) -> Portcullis {
+        let dir = self._dir.path().join(name);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let config = PortcullisConfig {
+            proxy_port: free_port(PROXY_HOST),
+            admin_port: free_port(PROXY_HOST),
+            upstream: self._upstream.url.clone(),
+            issuer: self.idp.issuer.clone(),
+            store: match &self.redis {
+                None => Store::Memory,
+                Some(redis) => Store::Redis(redis.url()),
+            },
+        };
+        Portcullis::start_with_env(&dir, &config, env).await
     }
 
     /// Creates a browser with an empty cookie jar.
