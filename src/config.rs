@@ -7,6 +7,7 @@
 //! environment, because a misspelt key that is silently ignored leaves a
 //! security setting at its default.
 
+mod access;
 mod de;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -27,6 +28,7 @@ const SECTIONS: &[&str] = &[
     "session",
     "scim",
     "directory",
+    "access",
     "log",
 ];
 
@@ -87,6 +89,9 @@ pub struct Config {
     /// Where provisioned users, groups and API tokens are stored.
     #[serde(default)]
     pub directory: DirectoryConfig,
+    /// Who may use the dashboard, and which paths are public.
+    #[serde(default)]
+    pub access: AccessConfig,
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
@@ -301,6 +306,92 @@ impl Default for DirectoryConfig {
     }
 }
 
+/// The ID token claim compared with a directory user's `userName`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchClaim {
+    /// `email`, Okta's usual `userName`.
+    Email,
+    /// `preferred_username`.
+    PreferredUsername,
+    /// `sub`, the provider's user id.
+    Sub,
+}
+
+/// Where the groups forwarded in `X-Forwarded-Groups` come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupsSource {
+    /// The ID token's `groups` claim.
+    Token,
+    /// The provisioned user's group memberships in the directory.
+    Scim,
+    /// Both, the token's groups first.
+    Both,
+}
+
+impl GroupsSource {
+    /// Returns the value of `X-Forwarded-Groups-Source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupsSource::Token => "token",
+            GroupsSource::Scim => "scim",
+            GroupsSource::Both => "both",
+        }
+    }
+}
+
+/// `[access]`: who may use the dashboard, and which paths are public.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Admit at login only identities that the directory holds as a User
+    /// that is not `active: false`.
+    #[serde(default, deserialize_with = "de::boolean")]
+    pub require_provisioned_user: bool,
+    /// The claim matched, ignoring case, against a directory user's
+    /// `userName`. A user whose `externalId` equals `sub` matches too.
+    #[serde(default = "default_match_claim")]
+    pub provisioned_match_claim: MatchClaim,
+    /// Groups that may use the dashboard; membership in any one of them is
+    /// enough. Empty admits everyone.
+    #[serde(default, deserialize_with = "de::string_list")]
+    pub allowed_groups: Vec<String>,
+    /// Email domains that may use the dashboard, compared ignoring case.
+    /// Empty admits any email, or none.
+    #[serde(default, deserialize_with = "de::string_list")]
+    pub allowed_email_domains: Vec<String>,
+    /// Paths forwarded without a session: exact paths such as `/healthz`, or
+    /// prefixes ending in `/` such as `/static/`, matched on the normalised
+    /// path.
+    #[serde(default, deserialize_with = "de::string_list")]
+    pub public_paths: Vec<String>,
+    /// Where forwarded groups come from.
+    #[serde(default = "default_groups_source")]
+    pub groups_source: GroupsSource,
+    /// Largest `X-Forwarded-Groups` value, in bytes; groups that do not fit
+    /// are left out whole.
+    #[serde(
+        default = "default_max_groups_header_bytes",
+        deserialize_with = "de::number"
+    )]
+    pub max_groups_header_bytes: usize,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            require_provisioned_user: false,
+            provisioned_match_claim: default_match_claim(),
+            allowed_groups: Vec::new(),
+            allowed_email_domains: Vec::new(),
+            public_paths: Vec::new(),
+            groups_source: default_groups_source(),
+            max_groups_header_bytes: default_max_groups_header_bytes(),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -413,6 +504,15 @@ fn default_scim_max_body() -> usize {
 }
 fn default_directory_backend() -> DirectoryBackend {
     DirectoryBackend::Sqlite
+}
+fn default_match_claim() -> MatchClaim {
+    MatchClaim::Email
+}
+fn default_groups_source() -> GroupsSource {
+    GroupsSource::Token
+}
+fn default_max_groups_header_bytes() -> usize {
+    4096
 }
 fn default_log_format() -> LogFormat {
     LogFormat::Json
@@ -597,6 +697,7 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
     validate_log_level(&config.log.level)?;
     let scim_base_url = scim_base_url(&config)?;
     let directory_url = read_directory_url(&config.directory)?;
+    access::validate_access(&config.access)?;
 
     Ok(Settings {
         config,

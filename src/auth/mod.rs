@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod login;
+pub mod policy;
 pub mod provider;
 pub mod redirect;
 pub mod refresh;

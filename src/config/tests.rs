@@ -61,6 +61,132 @@ fn minimal_file_uses_defaults() {
     );
     assert_eq!(settings.directory_url, "sqlite://portcullis.db");
     assert_eq!(config.scim.group_patch_status, 204);
+    assert!(!config.access.require_provisioned_user);
+    assert_eq!(config.access.provisioned_match_claim, MatchClaim::Email);
+    assert!(config.access.allowed_groups.is_empty());
+    assert!(config.access.allowed_email_domains.is_empty());
+    assert!(config.access.public_paths.is_empty());
+    assert_eq!(config.access.groups_source, GroupsSource::Token);
+    assert_eq!(config.access.max_groups_header_bytes, 4096);
+}
+
+#[test]
+fn access_section_parses() {
+    let text = format!(
+        "{MINIMAL}\n[access]\nrequire_provisioned_user = true\nprovisioned_match_claim = \"preferred_username\"\n\
+         allowed_groups = [\"Dashboard Admins\", \"ops\"]\nallowed_email_domains = [\"Corp.example\"]\n\
+         public_paths = [\"/healthz\", \"/static/\"]\ngroups_source = \"both\"\nmax_groups_header_bytes = 1024\n"
+    );
+    let settings = load_text(&text, &[]).expect("valid configuration");
+    let access = &settings.config.access;
+    assert!(access.require_provisioned_user, "require_provisioned_user");
+    assert_eq!(
+        access.provisioned_match_claim,
+        MatchClaim::PreferredUsername,
+        "provisioned_match_claim"
+    );
+    assert_eq!(
+        access.allowed_groups,
+        ["Dashboard Admins", "ops"],
+        "allowed_groups"
+    );
+    assert_eq!(
+        access.allowed_email_domains,
+        ["Corp.example"],
+        "allowed_email_domains"
+    );
+    assert_eq!(
+        access.public_paths,
+        ["/healthz", "/static/"],
+        "public_paths"
+    );
+    assert_eq!(access.groups_source, GroupsSource::Both, "groups_source");
+    assert_eq!(
+        access.max_groups_header_bytes, 1024,
+        "max_groups_header_bytes"
+    );
+
+    let from_env = load_text(
+        MINIMAL,
+        &[
+            ("PORTCULLIS_ACCESS__ALLOWED_GROUPS", "admins,ops"),
+            ("PORTCULLIS_ACCESS__GROUPS_SOURCE", "scim"),
+            ("PORTCULLIS_ACCESS__PROVISIONED_MATCH_CLAIM", "sub"),
+        ],
+    )
+    .expect("valid configuration");
+    let access = &from_env.config.access;
+    assert_eq!(
+        access.allowed_groups,
+        ["admins", "ops"],
+        "groups from the environment"
+    );
+    assert_eq!(
+        access.groups_source,
+        GroupsSource::Scim,
+        "source from the environment"
+    );
+    assert_eq!(
+        access.provisioned_match_claim,
+        MatchClaim::Sub,
+        "claim from the environment"
+    );
+}
+
+#[test]
+fn access_values_are_checked() {
+    let cases = [
+        ("unknown = 1", "access.unknown"),
+        ("groups_source = \"ldap\"", "access.groups_source"),
+        (
+            "provisioned_match_claim = \"name\"",
+            "access.provisioned_match_claim",
+        ),
+        (
+            "require_provisioned_user = \"yes\"",
+            "access.require_provisioned_user",
+        ),
+        ("allowed_groups = [\"\"]", "access.allowed_groups"),
+        (
+            "allowed_email_domains = [\"@corp.com\"]",
+            "access.allowed_email_domains",
+        ),
+        (
+            "allowed_email_domains = [\"a@corp.com\"]",
+            "access.allowed_email_domains",
+        ),
+        (
+            "allowed_email_domains = [\"\"]",
+            "access.allowed_email_domains",
+        ),
+        (
+            "allowed_email_domains = [\"corp .com\"]",
+            "access.allowed_email_domains",
+        ),
+        ("public_paths = [\"healthz\"]", "access.public_paths"),
+        ("public_paths = [\"/\"]", "access.public_paths"),
+        ("public_paths = [\"//static/\"]", "access.public_paths"),
+        (
+            "public_paths = [\"/static/../admin\"]",
+            "access.public_paths",
+        ),
+        ("public_paths = [\"/%73tatic/\"]", "access.public_paths"),
+        ("public_paths = [\"/static;x/\"]", "access.public_paths"),
+        ("public_paths = [\"/health?x=1\"]", "access.public_paths"),
+        ("public_paths = [\"/oauth2/start\"]", "access.public_paths"),
+        ("public_paths = [\"/oauth2/\"]", "access.public_paths"),
+        ("public_paths = [\"/SCIM/v2/Users\"]", "access.public_paths"),
+        (
+            "max_groups_header_bytes = 0",
+            "access.max_groups_header_bytes",
+        ),
+    ];
+    for (line, expected_key) in cases {
+        let text = format!("{MINIMAL}\n[access]\n{line}\n");
+        let result = load_text(&text, &[]);
+        assert!(result.is_err(), "line {line:?} was accepted");
+        assert_eq!(error_key(result), expected_key, "line {line:?}");
+    }
 }
 
 #[test]

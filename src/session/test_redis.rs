@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Time allowed for redis-server to answer PING after it starts.
+/// Time allowed for redis-server to reply to PING after it starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running redis-server without persistence.
@@ -15,7 +15,7 @@ pub struct TestRedis {
 }
 
 impl TestRedis {
-    /// Starts redis-server and waits until it answers. Fails the test, and
+    /// Starts redis-server and waits until it replies to PING. Fails the test, and
     /// never skips it, when `redis-server` is not installed.
     pub async fn start() -> TestRedis {
         let port = TcpListener::bind("127.0.0.1:0")
