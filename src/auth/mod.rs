@@ -2,6 +2,7 @@
 //! PKCE S256, return-to), sign-out, and the session lookup that gates every
 //! proxied request.
 
+pub mod backchannel;
 pub mod keys;
 pub mod login;
 pub mod policy;

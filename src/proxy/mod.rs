@@ -2,6 +2,7 @@
 //! contents; the work happens in [`route`], [`identity`], the login flow in
 //! [`crate::auth`] and the local responses in [`crate::web`].
 
+pub mod backchannel;
 pub mod identity;
 pub mod route;
 pub mod scim;
@@ -50,6 +51,8 @@ pub enum Decision {
     Respond(LocalResponse),
     /// Pass to the SCIM handler; the string is the path below `/scim/v2`.
     Scim(String),
+    /// Read the body and pass it to the back-channel logout handler.
+    BackchannelLogout,
 }
 
 impl Portcullis {
@@ -94,6 +97,7 @@ impl Portcullis {
             }
             Route::Callback => Decision::Respond(self.auth.finish_login(headers, query).await),
             Route::SignOut => Decision::Respond(self.auth.sign_out(headers).await),
+            Route::BackchannelLogout => Decision::BackchannelLogout,
             Route::UnknownOAuth2 => Decision::Respond(LocalResponse::page(
                 StatusCode::NOT_FOUND,
                 "Not found",
@@ -238,6 +242,7 @@ impl ProxyHttp for Portcullis {
         let response = match self.decide(session.req_header(), ctx).await {
             Decision::Forward => return Ok(false),
             Decision::Respond(response) => response,
+            Decision::BackchannelLogout => backchannel::serve(session, &self.auth).await,
             Decision::Scim(subpath) => {
                 scim::serve_scim(session, self.scim.as_deref(), &subpath).await
             }

@@ -15,6 +15,8 @@ pub enum Route {
     Callback,
     /// `/oauth2/sign_out`: end the session.
     SignOut,
+    /// `/oauth2/backchannel_logout`: the provider's logout token.
+    BackchannelLogout,
     /// Any other `/oauth2/` path: not a portcullis endpoint, so it gets 404.
     UnknownOAuth2,
     /// `/scim/v2` and below, in any letter case: the SCIM endpoint, never
@@ -31,6 +33,7 @@ impl Route {
             Route::LoginStart => "login",
             Route::Callback => "callback",
             Route::SignOut => "sign_out",
+            Route::BackchannelLogout => "backchannel_logout",
             Route::UnknownOAuth2 => "oauth2_unknown",
             Route::Scim => "scim",
             Route::Upstream => "upstream",
@@ -61,6 +64,7 @@ pub fn classify(path: &str) -> Route {
         "/oauth2/start" => Route::LoginStart,
         "/oauth2/callback" => Route::Callback,
         "/oauth2/sign_out" => Route::SignOut,
+        "/oauth2/backchannel_logout" => Route::BackchannelLogout,
         _ if path == "/oauth2" || path.starts_with("/oauth2/") => Route::UnknownOAuth2,
         _ => Route::Upstream,
     }
@@ -101,6 +105,7 @@ mod tests {
             ("/oauth2/start", Route::LoginStart),
             ("/oauth2/callback", Route::Callback),
             ("/oauth2/sign_out", Route::SignOut),
+            ("/oauth2/backchannel_logout", Route::BackchannelLogout),
             ("/oauth2/other", Route::UnknownOAuth2),
             ("/oauth2", Route::UnknownOAuth2),
             ("/oauth2/callback/", Route::UnknownOAuth2),

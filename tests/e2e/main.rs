@@ -12,6 +12,7 @@
 
 mod support;
 
+mod backchannel;
 mod headers;
 mod keys;
 mod lifecycle;

@@ -162,6 +162,26 @@ impl Idp {
     }
 }
 
+impl Idp {
+    /// Signs `claims` with the provider's current key, as a logout token.
+    /// Needs `IDP_TEST_SIGNING=1`.
+    pub async fn sign(&self, claims: &serde_json::Value) -> String {
+        let url = self.issuer.join("/test/sign").expect("valid signing URL");
+        let response = test_client()
+            .post(url.clone())
+            .body(claims.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::OK,
+            "expected 200 from {url}; was the provider started with IDP_TEST_SIGNING=1?"
+        );
+        response.text().await.expect("the signed token is text")
+    }
+}
+
 /// The provider's request counters since its last start.
 #[derive(Debug, serde::Deserialize)]
 pub struct IdpStats {
