@@ -12,6 +12,7 @@
 //! | [`browser`] | a cookie jar and the login walk through the provider's forms |
 //! | [`echo`] | the dashboard's echo of the request it received |
 //! | [`raw_http`] | requests with header names spelled exactly |
+//! | [`scim`] | a stack with a recording dashboard, a SCIM client, raw request targets |
 
 pub mod browser;
 pub mod echo;
@@ -21,6 +22,7 @@ pub mod ports;
 pub mod process;
 pub mod raw_http;
 pub mod redis;
+pub mod scim;
 pub mod stack;
 
 pub use browser::{redirect_target, set_cookies_named, Browser};

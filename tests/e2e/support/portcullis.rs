@@ -2,7 +2,7 @@
 //! written for the test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
 use reqwest::{StatusCode, Url};
@@ -94,12 +94,25 @@ level = "info"
     }
 }
 
+/// Returns the `[directory]` table of an instance in `dir`: SQLite in
+/// `dir/portcullis.db`, so no test writes the default `portcullis.db` into
+/// the working directory.
+fn directory_toml(dir: &Path) -> String {
+    let path = dir.join("portcullis.db");
+    format!("\n[directory]\nurl = \"sqlite://{}\"\n", path.display())
+}
+
 /// A running portcullis process.
 pub struct Portcullis {
     /// `http://127.0.0.1:<proxy port>/`, also the configured `public_url`.
     pub proxy: Url,
     /// `http://127.0.0.1:<admin port>/`.
     pub admin: Url,
+    /// The configuration file, which the administration commands read too.
+    pub config_path: PathBuf,
+    /// `PORTCULLIS_*` overrides given to the server and to every
+    /// administration command.
+    env: Vec<(String, String)>,
     process: ChildGuard,
 }
 
@@ -113,26 +126,78 @@ impl Portcullis {
     }
 
     /// Like [`Portcullis::start`], with `PORTCULLIS_<SECTION>__<KEY>`
-    /// overrides in `env`.
+    /// overrides such as `("PORTCULLIS_SCIM__MAX_BODY_BYTES", "2048")`.
     pub async fn start_with_env(
         dir: &Path,
         config: &PortcullisConfig,
         env: &[(&str, &str)],
     ) -> Self {
         let config_path = dir.join("portcullis.toml");
-        std::fs::write(&config_path, config.to_toml())
+        let toml = format!("{}{}", config.to_toml(), directory_toml(dir));
+        std::fs::write(&config_path, toml)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
         let mut command = portcullis_command();
-        command.envs(env.iter().copied());
+        command.envs(env.iter().map(|(name, value)| (name, value)));
         command.arg("serve").arg("--config").arg(&config_path);
         let process = ChildGuard::spawn("portcullis", command, &dir.join("portcullis.log"));
         let mut portcullis = Portcullis {
             proxy: origin(config.proxy_port),
             admin: origin(config.admin_port),
+            config_path,
+            env,
             process,
         };
         portcullis.wait_until_ready().await;
         portcullis
+    }
+
+    /// Runs an administration command, such as `["token", "list"]`, with
+    /// this instance's configuration file and overrides, and returns its
+    /// output.
+    pub fn command(&self, args: &[&str]) -> Output {
+        let mut command = portcullis_command();
+        command
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path);
+        command
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run portcullis {args:?}: {e}"))
+    }
+
+    /// Creates an API token named "e2e" with `portcullis token create` and
+    /// returns it. Panics unless the command succeeds and prints exactly one
+    /// line, the token.
+    pub fn token(&self) -> String {
+        let output = self.command(&["token", "create", "--name", "e2e"]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "portcullis token create failed with {}; stderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected token create to print exactly one line, got {stdout:?}"
+        );
+        assert!(
+            lines[0].starts_with("wxt_"),
+            "expected the token to start with wxt_, got {:?}",
+            lines[0]
+        );
+        assert!(
+            stdout.ends_with('\n') && !stdout.ends_with("\n\n"),
+            "expected one line ending in a newline, got {stdout:?}"
+        );
+        lines[0].to_owned()
     }
 
     /// Returns the URL of `path` (with query) on the proxy listener.
