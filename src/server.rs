@@ -13,8 +13,10 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
+use crate::auth::policy::AccessPolicy;
+use crate::auth::provisioning::{AccessControl, SessionRevocation};
 use crate::auth::{Auth, CookieSettings, Provider, ProviderSettings};
-use crate::config::{SessionStoreKind, Settings};
+use crate::config::{Config, SessionStoreKind, Settings};
 use crate::directory::{Directory, LazyDirectory};
 use crate::proxy::Portcullis;
 use crate::scim::handler::{ScimService, ScimSettings};
@@ -52,6 +54,10 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         tracing::warn!("session.cookie_keys is empty: a random key is used, so sessions end when this process restarts");
     }
     let provider = Arc::new(Provider::new(provider_settings(&settings)?)?);
+    let directory: Arc<dyn Directory> = Arc::new(LazyDirectory::new(
+        config.directory.backend,
+        settings.directory_url.clone(),
+    ));
     let sessions =
         Sessions::new(store.clone(), config.session.ttl).with_cache_ttl(config.session.cache_ttl);
     let auth = Arc::new(
@@ -67,7 +73,8 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
             },
             config.server.public_url.clone(),
         )
-        .with_refresh_margin(config.session.refresh_margin),
+        .with_refresh_margin(config.session.refresh_margin)
+        .with_access(access_control(config, &directory)),
     );
 
     let server_conf = ServerConf {
@@ -79,14 +86,11 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
-    let directory: Arc<dyn Directory> = Arc::new(LazyDirectory::new(
-        config.directory.backend,
-        settings.directory_url.clone(),
-    ));
-    let scim = config
-        .scim
-        .enabled
-        .then(|| Arc::new(scim_service(&settings, directory.clone())));
+    let scim = config.scim.enabled.then(|| {
+        let revoker =
+            SessionRevocation::new(sessions.clone(), config.access.provisioned_match_claim);
+        Arc::new(scim_service(&settings, directory.clone()).with_session_revoker(Arc::new(revoker)))
+    });
     let portcullis = Portcullis::new(
         auth,
         scim,
@@ -139,6 +143,14 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
 /// Rounds up to whole seconds, Pingora's unit, so "500ms" is not read as 0.
 fn whole_seconds(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// Builds the access policy. The directory is handed over only when the
+/// policy consults it at login.
+fn access_control(config: &Config, directory: &Arc<dyn Directory>) -> AccessControl {
+    let policy = AccessPolicy::from_config(&config.access);
+    let directory = policy.needs_directory().then(|| directory.clone());
+    AccessControl { policy, directory }
 }
 
 fn scim_service(settings: &Settings, directory: Arc<dyn Directory>) -> ScimService {

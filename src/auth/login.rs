@@ -164,6 +164,10 @@ impl Auth {
             Ok(login) => login,
             Err(error) => return login_failed_page(&error),
         };
+        let directory_groups = match self.admit(&login.identity).await {
+            Ok(groups) => groups,
+            Err(page) => return page,
+        };
         // Any session the browser already holds ends here, so a session id
         // planted before login is never carried over.
         self.delete_presented_sessions(headers).await;
@@ -176,7 +180,7 @@ impl Auth {
             refresh_not_before: None,
             refresh_token: login.refresh_token,
             provider_session_id: login.provider_session_id,
-            directory_groups: None,
+            directory_groups,
             created_at: now,
             expires_at: now + self.sessions.ttl().as_secs(),
         };

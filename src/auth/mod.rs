@@ -7,6 +7,7 @@ pub mod keys;
 pub mod login;
 pub mod policy;
 pub mod provider;
+pub mod provisioning;
 pub mod redirect;
 pub mod refresh;
 
@@ -59,6 +60,8 @@ pub struct Auth {
     public_url: Url,
     /// Access tokens expiring within this margin are refreshed first.
     refresh_margin: std::time::Duration,
+    /// The `[access]` policy and the directory it consults at login.
+    access: provisioning::AccessControl,
 }
 
 /// Default of [`Auth::with_refresh_margin`].
@@ -80,7 +83,14 @@ impl Auth {
             cookies,
             public_url,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
+            access: provisioning::AccessControl::default(),
         }
+    }
+
+    /// Sets the access policy and the directory it consults at login.
+    pub fn with_access(mut self, access: provisioning::AccessControl) -> Self {
+        self.access = access;
+        self
     }
 
     /// Sets how long before its expiry an access token is refreshed.

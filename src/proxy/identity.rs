@@ -13,6 +13,8 @@ pub const EMAIL: &str = "x-forwarded-email";
 pub const GROUPS: &str = "x-forwarded-groups";
 /// Verified `preferred_username`.
 pub const PREFERRED_USERNAME: &str = "x-forwarded-preferred-username";
+/// Where the groups in [`GROUPS`] come from: `token`, `scim` or `both`.
+pub const GROUPS_SOURCE: &str = "x-forwarded-groups-source";
 
 /// Headers that carry identity to the dashboard, or that other auth proxies
 /// use for it, so a dashboard reading any of them cannot be fooled.
@@ -21,6 +23,7 @@ const OWNED_HEADERS: &[&str] = &[
     EMAIL,
     GROUPS,
     PREFERRED_USERNAME,
+    GROUPS_SOURCE,
     "x-forwarded-access-token",
     "x-remote-user",
     "remote-user",
@@ -85,6 +88,8 @@ mod tests {
             "X-Forwarded_Groups",
             "x-forwarded-preferred-username",
             "X_Forwarded_Preferred_Username",
+            "X-Forwarded-Groups-Source",
+            "x_forwarded_groups_source",
             "x-auth-request-email",
             "X_AUTH_REQUEST_USER",
             "remote-user",

@@ -19,6 +19,8 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource};
 
 use crate::auth::login::store_unavailable_page;
+use crate::auth::policy::Denial;
+use crate::auth::provisioning::{access_denied_json, access_denied_page, ForwardedIdentity};
 use crate::auth::{Auth, Authenticated};
 use crate::scim::handler::ScimService;
 use crate::session::Identity;
@@ -39,6 +41,8 @@ pub struct RequestContext {
     request_id: String,
     route: Option<Route>,
     identity: Option<Arc<Identity>>,
+    /// The value of `X-Forwarded-Groups-Source` when `identity` is set.
+    groups_source: Option<&'static str>,
     /// A re-issued session cookie to add to the upstream's response.
     set_cookie: Option<String>,
 }
@@ -86,7 +90,10 @@ impl Portcullis {
                 ))
             }
         };
-        let route = route::classify(&path);
+        let route = match route::classify(&path) {
+            Route::Upstream if self.auth.access_policy().is_public(&path) => Route::Public,
+            route => route,
+        };
         ctx.route = Some(route);
         let headers = &request.headers;
         let query = request.uri.query();
@@ -108,7 +115,27 @@ impl Portcullis {
                 Decision::Scim(route::scim_subpath(&path).unwrap_or_default().to_owned())
             }
             Route::Upstream => self.require_session(request, ctx).await,
+            Route::Public => self.forward_public(request, ctx).await,
         }
+    }
+
+    /// Forwards a request for a public path. A valid session that the
+    /// policy admits still sets the identity; without one the request goes
+    /// on anonymously, with every identity header removed.
+    async fn forward_public(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Decision {
+        match self.auth.authenticate(&request.headers).await {
+            Ok(Some(authenticated)) => {
+                if let Ok(forwarded) = self.auth.authorize(&authenticated.session) {
+                    set_identity(ctx, forwarded);
+                    ctx.set_cookie = authenticated.reissued_cookie;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(error = %error, request_id = %ctx.request_id, "session store unavailable; public path forwarded without identity");
+            }
+        }
+        Decision::Forward
     }
 
     async fn require_session(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Decision {
@@ -117,11 +144,14 @@ impl Portcullis {
                 session,
                 reissued_cookie,
                 ..
-            })) => {
-                ctx.identity = Some(Arc::new(session.identity));
-                ctx.set_cookie = reissued_cookie;
-                Decision::Forward
-            }
+            })) => match self.auth.authorize(&session) {
+                Ok(forwarded) => {
+                    set_identity(ctx, forwarded);
+                    ctx.set_cookie = reissued_cookie;
+                    Decision::Forward
+                }
+                Err(denial) => Decision::Respond(access_denied(request, &denial, &session)),
+            },
             Ok(None) => Decision::Respond(self.unauthenticated(request).await),
             Err(error) => {
                 tracing::error!(error = %error, "session store unavailable");
@@ -175,6 +205,10 @@ impl Portcullis {
                 let _ = request.insert_header(name, value);
             }
         }
+        if let Some(source) = ctx.groups_source {
+            // A static name and a static ASCII value cannot be invalid.
+            let _ = request.insert_header(identity::GROUPS_SOURCE, source);
+        }
         let settings = self.auth.cookie_settings();
         let names = [
             settings.session_name.as_str(),
@@ -207,6 +241,26 @@ fn request_path(request: &RequestHeader) -> Result<&str, route::PathError> {
     Ok(raw.split('?').next().unwrap_or(raw))
 }
 
+fn set_identity(ctx: &mut RequestContext, forwarded: ForwardedIdentity) {
+    ctx.identity = Some(Arc::new(forwarded.identity));
+    ctx.groups_source = Some(forwarded.groups_source);
+}
+
+/// The 403 for a session whose identity the policy no longer admits, for
+/// example after `access.allowed_groups` changed.
+fn access_denied(
+    request: &RequestHeader,
+    denial: &Denial,
+    session: &crate::session::Session,
+) -> LocalResponse {
+    tracing::debug!(user = %session.identity.subject, reason = %denial, "request denied by the access policy");
+    if route::is_navigation(&request.method, &request.headers) {
+        access_denied_page(denial)
+    } else {
+        access_denied_json(denial)
+    }
+}
+
 /// Reads the target of `/oauth2/start?rd=...`, which the login flow validates.
 fn start_target(query: Option<&str>) -> String {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -230,6 +284,7 @@ impl ProxyHttp for Portcullis {
             request_id: new_request_id(),
             route: None,
             identity: None,
+            groups_source: None,
             set_cookie: None,
         }
     }

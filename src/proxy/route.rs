@@ -24,6 +24,10 @@ pub enum Route {
     Scim,
     /// Everything else: the dashboard, behind a session.
     Upstream,
+    /// A dashboard path listed in `access.public_paths`, forwarded without
+    /// a session. [`classify`] never returns it, because the list is
+    /// configuration; the proxy turns `Upstream` into `Public`.
+    Public,
 }
 
 impl Route {
@@ -37,6 +41,7 @@ impl Route {
             Route::UnknownOAuth2 => "oauth2_unknown",
             Route::Scim => "scim",
             Route::Upstream => "upstream",
+            Route::Public => "public",
         }
     }
 }

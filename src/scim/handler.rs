@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::discovery;
 use super::error::ScimError;
 use super::resources::Resources;
+use super::revoke::SessionRevoker;
 use crate::directory::{Directory, DirectoryError, ResourceKind};
 use crate::tokens;
 
@@ -113,6 +114,13 @@ impl ScimService {
             resources,
             settings,
         }
+    }
+
+    /// Ends the sessions of every User that a request deactivates
+    /// (`active: false` by PUT or PATCH) or deletes, through `revoker`.
+    pub fn with_session_revoker(mut self, revoker: Arc<dyn SessionRevoker>) -> Self {
+        self.resources.set_session_revoker(revoker);
+        self
     }
 
     /// Returns the settings.

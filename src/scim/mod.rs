@@ -11,6 +11,7 @@
 //! | [`filter`] | the RFC 7644 §3.4.2.2 filter parser, printer and evaluator, and the equality lookup a directory index can serve |
 //! | [`patch`] | the RFC 7644 §3.5.2 PATCH engine, with the Okta and Entra dialects, and value coercion for POST and PUT bodies |
 //! | [`attributes`] | `attributes` and `excludedAttributes` projection (RFC 7644 §3.9) |
+//! | [`revoke`] | the [`SessionRevoker`](revoke::SessionRevoker) through which deactivating or deleting a User ends its sessions |
 //!
 //! The protocol handler (request routing, the `Directory` calls, list
 //! responses and pagination) and the discovery endpoints
@@ -24,4 +25,5 @@ pub mod filter;
 pub mod handler;
 pub mod patch;
 pub mod resources;
+pub mod revoke;
 pub mod schema;

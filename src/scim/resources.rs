@@ -13,6 +13,7 @@ use super::error::ScimError;
 use super::filter::{index_lookup, matches, parse_filter, Filter, IndexedAttribute};
 use super::handler::{directory_error, ScimRequest, ScimResponse, ScimSettings};
 use super::patch::{apply_patch, coerce_resource, PatchRequest};
+use super::revoke::{is_deactivated, SessionRevoker, UserIdentifiers};
 use super::schema::{ResourceType, GROUP_RESOURCE, USER_RESOURCE};
 use crate::directory::{Directory, DirectoryError, Lookup, Page, ResourceKind, StoredResource};
 
@@ -47,6 +48,9 @@ struct Selection {
 pub struct Resources {
     directory: Arc<dyn Directory>,
     settings: ScimSettings,
+    /// Ends the sessions of deactivated and deleted users; `None` leaves
+    /// sessions alone.
+    revoker: Option<Arc<dyn SessionRevoker>>,
 }
 
 fn resource_type(kind: ResourceKind) -> &'static ResourceType {
@@ -62,7 +66,14 @@ impl Resources {
         Resources {
             directory,
             settings,
+            revoker: None,
         }
+    }
+
+    /// Ends the sessions of every User that a request deactivates or
+    /// deletes through `revoker`.
+    pub fn set_session_revoker(&mut self, revoker: Arc<dyn SessionRevoker>) {
+        self.revoker = Some(revoker);
     }
 
     /// `POST /Users`, `POST /Groups`.
@@ -113,12 +124,20 @@ impl Resources {
         let body = json_body(request)?;
         let document = prepare_document(kind, &body)?;
         let expected = if_match_version(request.headers)?;
+        let previous = self.previous_if_deactivating(kind, id, &document).await;
         let stored = self
             .directory
             .replace(kind, id, document, expected)
             .await
             .map_err(directory_error)?;
         tracing::info!(resource = %kind, id = %stored.id, "SCIM resource replaced");
+        if kind == ResourceKind::User && is_deactivated(&stored.document) {
+            let mut user = UserIdentifiers::from_document(&stored.document);
+            user.merge(previous.map_or_else(UserIdentifiers::default, |document| {
+                UserIdentifiers::from_document(&document)
+            }));
+            self.end_sessions(&stored.id, &user).await;
+        }
         let rendered = self.render(&stored, true).await?;
         Ok(self.respond_with(
             StatusCode::OK,
@@ -154,6 +173,11 @@ impl Resources {
             {
                 Ok(stored) => {
                     tracing::info!(resource = %kind, id = %stored.id, "SCIM resource patched");
+                    if kind == ResourceKind::User && is_deactivated(&stored.document) {
+                        let mut user = UserIdentifiers::from_document(&stored.document);
+                        user.merge(UserIdentifiers::from_document(&current.document));
+                        self.end_sessions(&stored.id, &user).await;
+                    }
                     return self.patch_response(kind, &stored, request.query).await;
                 }
                 Err(DirectoryError::VersionMismatch) => continue,
@@ -188,18 +212,75 @@ impl Resources {
         ))
     }
 
-    /// `DELETE /Users/{id}`, `DELETE /Groups/{id}`.
+    /// `DELETE /Users/{id}`, `DELETE /Groups/{id}`. A deleted User's
+    /// sessions end.
     pub async fn delete(&self, kind: ResourceKind, id: &str) -> Result<ScimResponse, ScimError> {
-        if self
+        let previous = if kind == ResourceKind::User && self.revoker.is_some() {
+            self.directory
+                .get(kind, id)
+                .await
+                .map_err(directory_error)?
+        } else {
+            None
+        };
+        let deleted = self
             .directory
             .delete(kind, id)
             .await
-            .map_err(directory_error)?
-        {
-            tracing::info!(resource = %kind, id, "SCIM resource deleted");
-            Ok(ScimResponse::empty(StatusCode::NO_CONTENT))
-        } else {
-            Err(not_found(kind, id))
+            .map_err(directory_error)?;
+        if !deleted {
+            return Err(not_found(kind, id));
+        }
+        tracing::info!(resource = %kind, id, "SCIM resource deleted");
+        if let Some(previous) = previous {
+            let user = UserIdentifiers::from_document(&previous.document);
+            self.end_sessions(id, &user).await;
+        }
+        Ok(ScimResponse::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// Reads the stored User that a PUT is about to deactivate, so that its
+    /// sessions end even when the PUT also changes its identifiers. A failed
+    /// read only loses the old identifiers.
+    async fn previous_if_deactivating(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        document: &Value,
+    ) -> Option<Value> {
+        if kind != ResourceKind::User || self.revoker.is_none() || !is_deactivated(document) {
+            return None;
+        }
+        match self.directory.get(kind, id).await {
+            Ok(found) => found.map(|stored| stored.document),
+            Err(error) => {
+                tracing::warn!(error = %error, id, "cannot read the user before deactivating it");
+                None
+            }
+        }
+    }
+
+    /// Ends the sessions of the deactivated or deleted User `id`. A failure
+    /// is logged and does not fail the SCIM request, because the directory
+    /// change is already done.
+    // NOTE: after a failed revocation the user's sessions stay valid until
+    // session.ttl ends them, or until the client sends the deactivation
+    // again, because nothing retries it.
+    async fn end_sessions(&self, id: &str, user: &UserIdentifiers) {
+        let Some(revoker) = &self.revoker else {
+            return;
+        };
+        match revoker.revoke_user(user).await {
+            Ok(ended) => tracing::info!(
+                user_id = id,
+                sessions = ended,
+                "sessions of a deprovisioned user ended"
+            ),
+            Err(error) => tracing::error!(
+                error = %error,
+                user_id = id,
+                "cannot end the sessions of a deprovisioned user"
+            ),
         }
     }
 
