@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             email_index_follows_replace,
             paging_is_stable,
             group_members_composed,
+            groups_of_users_in_one_call,
             invalid_member_rejected,
             user_delete_removes_membership,
             version_checks,
@@ -630,6 +631,49 @@ pub(crate) async fn group_members_composed(fixture: &dyn Fixture) {
         .expect("list groups");
     let listed_members: Vec<Vec<String>> = listed.resources.iter().map(member_values).collect();
     assert_eq!(listed_members, vec![vec![three], vec![one]]);
+}
+
+pub(crate) async fn groups_of_users_in_one_call(fixture: &dyn Fixture) {
+    let directory = fixture.directory();
+    let one = create_user(&*directory, "one").await.id;
+    let two = create_user(&*directory, "two").await.id;
+    let alone = create_user(&*directory, "alone").await.id;
+    let admins = create_group(&*directory, "Admins", &[&one, &two]).await;
+    let ops = create_group(&*directory, "Ops", &[&one]).await;
+
+    let ids = vec![
+        one.clone(),
+        two.clone(),
+        alone.clone(),
+        "no-such-id".to_owned(),
+    ];
+    let groups = directory
+        .groups_of_users(&ids)
+        .await
+        .expect("groups of several users");
+    assert_eq!(
+        groups.get(&one),
+        Some(&vec![
+            (admins.id.clone(), "Admins".to_owned()),
+            (ops.id.clone(), "Ops".to_owned())
+        ]),
+        "user one is in both groups, in creation order"
+    );
+    assert_eq!(
+        groups.get(&two),
+        Some(&vec![(admins.id.clone(), "Admins".to_owned())]),
+        "user two is in Admins only"
+    );
+    assert!(!groups.contains_key(&alone), "a user in no group is absent");
+    assert_eq!(groups.len(), 2, "only users with groups are keyed");
+    assert!(
+        directory
+            .groups_of_users(&[])
+            .await
+            .expect("an empty list")
+            .is_empty(),
+        "no ids give an empty map"
+    );
 }
 
 pub(crate) async fn invalid_member_rejected(fixture: &dyn Fixture) {

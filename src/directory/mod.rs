@@ -19,6 +19,7 @@
 //! Neither backend is built with TLS support: the database is expected on
 //! loopback or on the cluster network, next to portcullis.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -211,6 +212,24 @@ pub trait Directory: Send + Sync {
     /// Returns `(group id, displayName)` of every group the user is a member
     /// of, ordered by group creation, for the User's read-only `groups`.
     async fn groups_of_user(&self, user_id: &str) -> Result<Vec<(String, String)>, DirectoryError>;
+
+    /// Returns [`Directory::groups_of_user`] for many users in one query,
+    /// keyed by user id; users in no group are absent from the map. A page
+    /// of a list response renders its `groups` with one call instead of one
+    /// per user.
+    async fn groups_of_users(
+        &self,
+        user_ids: &[String],
+    ) -> Result<HashMap<String, Vec<(String, String)>>, DirectoryError> {
+        let mut groups = HashMap::new();
+        for id in user_ids {
+            let of_user = self.groups_of_user(id).await?;
+            if !of_user.is_empty() {
+                groups.insert(id.clone(), of_user);
+            }
+        }
+        Ok(groups)
+    }
 
     /// Checks that the database responds, for the readiness probe.
     async fn ping(&self) -> Result<(), DirectoryError>;

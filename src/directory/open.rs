@@ -1,6 +1,7 @@
 //! Opening the configured directory, at once (commands) or on first use
 //! (the server).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -112,6 +113,13 @@ impl Directory for LazyDirectory {
 
     async fn groups_of_user(&self, user_id: &str) -> Result<Vec<(String, String)>, DirectoryError> {
         self.inner().await?.groups_of_user(user_id).await
+    }
+
+    async fn groups_of_users(
+        &self,
+        user_ids: &[String],
+    ) -> Result<HashMap<String, Vec<(String, String)>>, DirectoryError> {
+        self.inner().await?.groups_of_users(user_ids).await
     }
 
     async fn ping(&self) -> Result<(), DirectoryError> {

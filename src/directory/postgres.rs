@@ -812,6 +812,29 @@ impl Directory for PostgresDirectory {
             .collect()
     }
 
+    async fn groups_of_users(
+        &self,
+        user_ids: &[String],
+    ) -> Result<HashMap<String, Vec<(String, String)>>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT group_members.member_id, groups.id, groups.display_name FROM group_members \
+             JOIN groups ON groups.id = group_members.group_id \
+             WHERE group_members.member_id = ANY($1) ORDER BY groups.seq",
+        )
+        .bind(user_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(database_error)?;
+        let mut groups: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for row in &rows {
+            let member: String = row.try_get("member_id").map_err(database_error)?;
+            let id: String = row.try_get("id").map_err(database_error)?;
+            let name: String = row.try_get("display_name").map_err(database_error)?;
+            groups.entry(member).or_default().push((id, name));
+        }
+        Ok(groups)
+    }
+
     async fn ping(&self) -> Result<(), DirectoryError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -766,6 +766,33 @@ impl Directory for SqliteDirectory {
             .collect()
     }
 
+    async fn groups_of_users(
+        &self,
+        user_ids: &[String],
+    ) -> Result<HashMap<String, Vec<(String, String)>>, DirectoryError> {
+        let mut groups: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        // SQLite limits the number of bound parameters, so long lists go in
+        // chunks well below that limit.
+        for chunk in user_ids.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT group_members.member_id, groups.id, groups.display_name FROM group_members \
+                 JOIN groups ON groups.id = group_members.group_id \
+                 WHERE group_members.member_id IN ({placeholders}) ORDER BY groups.seq"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            let rows = query
+                .fetch_all(&self.reader)
+                .await
+                .map_err(database_error)?;
+            collect_memberships(&rows, &mut groups)?;
+        }
+        Ok(groups)
+    }
+
     async fn ping(&self) -> Result<(), DirectoryError> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
@@ -953,4 +980,18 @@ mod tests {
             "{reopened:?}"
         );
     }
+}
+
+/// Adds `(member_id, group id, displayName)` rows to a map keyed by member.
+fn collect_memberships(
+    rows: &[SqliteRow],
+    groups: &mut HashMap<String, Vec<(String, String)>>,
+) -> Result<(), DirectoryError> {
+    for row in rows {
+        let member: String = row.try_get("member_id").map_err(database_error)?;
+        let id: String = row.try_get("id").map_err(database_error)?;
+        let name: String = row.try_get("display_name").map_err(database_error)?;
+        groups.entry(member).or_default().push((id, name));
+    }
+    Ok(())
 }
