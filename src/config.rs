@@ -883,6 +883,24 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// The secrets that can change while portcullis runs.
+#[derive(Debug, Clone)]
+pub struct ReloadableSecrets {
+    /// The client secret, from `oidc.client_secret` or its file.
+    pub client_secret: String,
+    /// Cookie signing keys, the signing key first.
+    pub cookie_keys: Vec<Vec<u8>>,
+}
+
+/// Reads the client secret and the cookie keys again, from their files when
+/// `config` names files, with the same checks as at start. Used on SIGHUP.
+pub fn reload_secrets(config: &Config) -> Result<ReloadableSecrets, ConfigError> {
+    Ok(ReloadableSecrets {
+        client_secret: read_client_secret(&config.oidc)?,
+        cookie_keys: read_cookie_keys(&config.session)?,
+    })
+}
+
 fn read_client_secret(oidc: &OidcConfig) -> Result<String, ConfigError> {
     let secret = match (&oidc.client_secret, &oidc.client_secret_file) {
         (Some(_), Some(_)) => {

@@ -76,6 +76,14 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         .with_refresh_margin(config.session.refresh_margin)
         .with_access(access_control(config, &directory)),
     );
+    let secret_reload = background_service(
+        "secret reload",
+        SecretReloadTask {
+            config: config.clone(),
+            auth: auth.clone(),
+            provider: provider.clone(),
+        },
+    );
 
     let server_conf = ServerConf {
         threads: config.server.threads,
@@ -129,6 +137,7 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
     server.add_service(admin);
     server.add_service(revocations);
     server.add_service(discovery);
+    server.add_service(secret_reload);
     tracing::info!(
         listen = %settings.listen,
         admin_listen = %settings.admin_listen,
@@ -241,5 +250,60 @@ impl BackgroundService for RevocationTask {
             _ = shutdown.changed() => {}
             () = self.sessions.follow_revocations() => {}
         }
+    }
+}
+
+/// Reads the client secret and the cookie keys again from their files on
+/// SIGHUP, so a rotated Kubernetes Secret takes effect without a restart.
+/// Pingora installs no SIGHUP handler, and without this listener the
+/// signal's default action would end the process.
+struct SecretReloadTask {
+    config: Config,
+    auth: Arc<Auth>,
+    provider: Arc<Provider>,
+}
+
+#[async_trait]
+impl BackgroundService for SecretReloadTask {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGHUP; secrets will not be reloaded");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                received = hangups.recv() => match received {
+                    Some(()) => self.reload().await,
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+impl SecretReloadTask {
+    async fn reload(&self) {
+        let secrets = match crate::config::reload_secrets(&self.config) {
+            Ok(secrets) => secrets,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot reload secrets after SIGHUP; the old ones stay in use");
+                return;
+            }
+        };
+        let session = &self.config.session;
+        // Without configured keys the process signs with a random key, and
+        // replacing it would end every session.
+        if !session.cookie_keys.is_empty() || session.cookie_keys_file.is_some() {
+            self.auth.replace_cookie_keys(secrets.cookie_keys);
+        }
+        self.provider
+            .replace_client_secret(secrets.client_secret)
+            .await;
+        tracing::info!("secrets reloaded after SIGHUP");
     }
 }

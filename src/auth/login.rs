@@ -295,7 +295,7 @@ impl Auth {
 
     async fn delete_presented_sessions(&self, headers: &HeaderMap) {
         for value in cookies::cookie_values(headers, &self.cookies.session_name) {
-            if let Some(decoded) = self.codec.decode(value) {
+            if let Some(decoded) = self.codec().decode(value) {
                 if let Err(error) = self.sessions.delete(decoded.session_id()).await {
                     tracing::warn!(error = %error, "cannot delete previous session at login");
                 }

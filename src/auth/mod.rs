@@ -55,7 +55,8 @@ pub struct Authenticated {
 pub struct Auth {
     provider: Arc<Provider>,
     sessions: Sessions,
-    codec: CookieCodec,
+    /// The cookie codec in use, which SIGHUP can replace.
+    codec: std::sync::RwLock<Arc<CookieCodec>>,
     cookies: CookieSettings,
     public_url: Url,
     /// Access tokens expiring within this margin are refreshed first.
@@ -79,7 +80,7 @@ impl Auth {
         Auth {
             provider,
             sessions,
-            codec,
+            codec: std::sync::RwLock::new(Arc::new(codec)),
             cookies,
             public_url,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
@@ -91,6 +92,29 @@ impl Auth {
     pub fn with_access(mut self, access: provisioning::AccessControl) -> Self {
         self.access = access;
         self
+    }
+
+    /// Returns the cookie codec in use.
+    fn codec(&self) -> Arc<CookieCodec> {
+        self.codec
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts new cookie keys in use: `keys[0]` signs, and every key verifies.
+    /// An empty list is ignored, because it would end every session.
+    pub fn replace_cookie_keys(&self, keys: Vec<Vec<u8>>) {
+        if keys.is_empty() {
+            tracing::error!("the reloaded cookie key list is empty; the old keys stay in use");
+            return;
+        }
+        let count = keys.len();
+        *self
+            .codec
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(CookieCodec::new(keys));
+        tracing::info!(keys = count, "cookie keys replaced");
     }
 
     /// Sets how long before its expiry an access token is refreshed.
@@ -123,7 +147,7 @@ impl Auth {
         headers: &HeaderMap,
     ) -> Result<Option<Authenticated>, StoreError> {
         for value in cookies::cookie_values(headers, &self.cookies.session_name) {
-            let Some(decoded) = self.codec.decode(value) else {
+            let Some(decoded) = self.codec().decode(value) else {
                 continue;
             };
             let id = decoded.session_id().clone();
@@ -150,7 +174,7 @@ impl Auth {
     fn session_cookie(&self, id: &SessionId) -> String {
         cookies::set_cookie(
             &self.cookies.session_name,
-            &self.codec.encode(id),
+            &self.codec().encode(id),
             &CookieAttributes {
                 path: "/",
                 max_age: Some(self.cookies.session_max_age),

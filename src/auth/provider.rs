@@ -139,7 +139,8 @@ pub struct ProviderSettings {
     pub issuer: String,
     /// This client's id.
     pub client_id: String,
-    /// This client's secret.
+    /// This client's secret at start; [`Provider::replace_client_secret`]
+    /// changes the one in use.
     pub client_secret: String,
     /// `<public_url>/oauth2/callback`.
     pub redirect_uri: Url,
@@ -236,6 +237,8 @@ pub struct Provider {
     /// Held while discovery loads, so concurrent callers share one load.
     discovery_lock: tokio::sync::Mutex<()>,
     refetch_gate: RefetchGate,
+    /// The client secret in use, which SIGHUP can replace.
+    client_secret: RwLock<String>,
     /// On-demand key reloads so far, for tests and logs.
     key_refetches: AtomicU64,
 }
@@ -252,6 +255,7 @@ impl Provider {
             .map_err(|e| ProviderError::Discovery(format!("cannot build HTTP client: {e}")))?;
         Ok(Provider {
             refetch_gate: RefetchGate::new(settings.jwks_refetch_cooldown),
+            client_secret: RwLock::new(settings.client_secret.clone()),
             settings,
             http,
             discovered: RwLock::new(None),
@@ -273,6 +277,32 @@ impl Provider {
     /// Time since the metadata was last loaded, if it was.
     pub fn metadata_age(&self) -> Option<Duration> {
         self.current().map(|d| d.loaded_at.elapsed())
+    }
+
+    fn client_secret(&self) -> String {
+        self.client_secret
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `secret` in use as the client secret. The client is rebuilt by
+    /// loading discovery again; until that succeeds, token requests keep
+    /// the old secret.
+    pub async fn replace_client_secret(&self, secret: String) {
+        if self.client_secret() == secret {
+            return;
+        }
+        *self
+            .client_secret
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = secret;
+        match self.reload().await {
+            Ok(()) => tracing::info!("client secret replaced"),
+            Err(error) => {
+                tracing::warn!(error = %error, "client secret replaced, but discovery failed; the old secret stays in use until the next successful load");
+            }
+        }
     }
 
     /// Number of key reloads caused by unknown keys since start.
@@ -321,7 +351,7 @@ impl Provider {
         let client = OidcClient::from_provider_metadata(
             metadata,
             ClientId::new(self.settings.client_id.clone()),
-            Some(ClientSecret::new(self.settings.client_secret.clone())),
+            Some(ClientSecret::new(self.client_secret())),
         )
         .set_redirect_uri(RedirectUrl::from_url(self.settings.redirect_uri.clone()));
         let found = Arc::new(Discovered {

@@ -2,6 +2,7 @@
 //! PATCH and delete, with `meta`, ETags, pagination and attribute
 //! selection.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderMap, StatusCode};
@@ -25,7 +26,11 @@ const DEFAULT_COUNT: u64 = 100;
 
 /// A PATCH that keeps losing the race against concurrent writers is retried
 /// this many times before the client is asked to retry.
-const PATCH_ATTEMPTS: usize = 8;
+const PATCH_ATTEMPTS: u32 = 25;
+
+/// Longest pause between two PATCH attempts. The pause grows from 1 ms and
+/// is randomised, so writers racing for one group spread out.
+const PATCH_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The parameters of a list or search request.
 #[derive(Debug, Default)]
@@ -159,7 +164,10 @@ impl Resources {
         let body = json_body(request)?;
         let operations = PatchRequest::from_json(&body)?;
         let if_match = if_match_version(request.headers)?;
-        for _ in 0..PATCH_ATTEMPTS {
+        for attempt in 0..PATCH_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(patch_backoff(attempt)).await;
+            }
             let current = self.load(kind, id).await?;
             if if_match.is_some_and(|version| version != current.version) {
                 return Err(directory_error(DirectoryError::VersionMismatch));
@@ -396,10 +404,7 @@ impl Resources {
             )
             .await
             .map_err(directory_error)?;
-        let mut page = Vec::with_capacity(listing.resources.len());
-        for stored in &listing.resources {
-            page.push(self.render(stored, true).await?);
-        }
+        let page = self.render_all(&listing.resources, true).await?;
         Ok((page, listing.total))
     }
 
@@ -410,11 +415,7 @@ impl Resources {
             .list(kind, None, None)
             .await
             .map_err(directory_error)?;
-        let mut rendered = Vec::with_capacity(listing.resources.len());
-        for stored in &listing.resources {
-            rendered.push(self.render(stored, true).await?);
-        }
-        Ok(rendered)
+        self.render_all(&listing.resources, true).await
     }
 
     /// Renders one page of the resources matching `filter`. An equality on an indexed
@@ -442,26 +443,24 @@ impl Resources {
             .await
             .map_err(directory_error)?;
         let needs_groups = filter.to_string().to_ascii_lowercase().contains("groups");
-        let mut matched = Vec::new();
-        for stored in &candidates.resources {
-            let rendered = self.render(stored, needs_groups).await?;
-            if matches(filter, &rendered, resource_type(kind)) {
-                matched.push((stored, rendered));
-            }
-        }
+        let rendered = self.render_all(&candidates.resources, needs_groups).await?;
+        let matched: Vec<(&StoredResource, Value)> = candidates
+            .resources
+            .iter()
+            .zip(rendered)
+            .filter(|(_, representation)| matches(filter, representation, resource_type(kind)))
+            .collect();
         let total = matched.len() as u64;
-        let mut page = Vec::new();
-        for (stored, rendered) in matched
+        let window = matched
             .into_iter()
             .skip((start_index - 1) as usize)
-            .take(count as usize)
-        {
-            page.push(if needs_groups {
-                rendered
-            } else {
-                self.render(stored, true).await?
-            });
-        }
+            .take(count as usize);
+        let page = if needs_groups {
+            window.map(|(_, representation)| representation).collect()
+        } else {
+            let stored: Vec<&StoredResource> = window.map(|(stored, _)| stored).collect();
+            self.render_all(stored, true).await?
+        };
         Ok((page, total))
     }
 
@@ -477,6 +476,50 @@ impl Resources {
     /// `schemas`, `meta` and, for Users when `with_groups`, the read-only
     /// `groups`.
     async fn render(&self, stored: &StoredResource, with_groups: bool) -> Result<Value, ScimError> {
+        let groups = if stored.kind == ResourceKind::User && with_groups {
+            self.directory
+                .groups_of_user(&stored.id)
+                .await
+                .map_err(directory_error)?
+        } else {
+            Vec::new()
+        };
+        Ok(self.representation(stored, &groups))
+    }
+
+    /// Renders several resources, fetching the `groups` of all the Users
+    /// among them in one directory call when `with_groups`.
+    async fn render_all<'a>(
+        &self,
+        resources: impl IntoIterator<Item = &'a StoredResource>,
+        with_groups: bool,
+    ) -> Result<Vec<Value>, ScimError> {
+        let resources: Vec<&StoredResource> = resources.into_iter().collect();
+        let user_ids: Vec<String> = resources
+            .iter()
+            .filter(|stored| stored.kind == ResourceKind::User)
+            .map(|stored| stored.id.clone())
+            .collect();
+        let mut groups = if with_groups && !user_ids.is_empty() {
+            self.directory
+                .groups_of_users(&user_ids)
+                .await
+                .map_err(directory_error)?
+        } else {
+            HashMap::new()
+        };
+        Ok(resources
+            .into_iter()
+            .map(|stored| {
+                let of_user = groups.remove(&stored.id).unwrap_or_default();
+                self.representation(stored, &of_user)
+            })
+            .collect())
+    }
+
+    /// Builds the representation from a stored resource and the groups of a
+    /// User (empty for a Group, or when not wanted).
+    fn representation(&self, stored: &StoredResource, groups: &[(String, String)]) -> Value {
         let mut document = match &stored.document {
             Value::Object(map) => map.clone(),
             _ => Map::new(),
@@ -494,26 +537,19 @@ impl Resources {
         if stored.kind == ResourceKind::Group {
             self.add_member_refs(&mut document);
         }
-        if stored.kind == ResourceKind::User && with_groups {
-            let groups = self
-                .directory
-                .groups_of_user(&stored.id)
-                .await
-                .map_err(directory_error)?;
-            if !groups.is_empty() {
-                let rendered: Vec<Value> = groups
-                    .into_iter()
-                    .map(|(id, name)| {
-                        json!({
-                            "value": id,
-                            "display": name,
-                            "$ref": self.location(ResourceKind::Group, &id),
-                            "type": "direct",
-                        })
+        if !groups.is_empty() {
+            let rendered: Vec<Value> = groups
+                .iter()
+                .map(|(id, name)| {
+                    json!({
+                        "value": id,
+                        "display": name,
+                        "$ref": self.location(ResourceKind::Group, id),
+                        "type": "direct",
                     })
-                    .collect();
-                document.insert("groups".to_owned(), Value::Array(rendered));
-            }
+                })
+                .collect();
+            document.insert("groups".to_owned(), Value::Array(rendered));
         }
         document.insert(
             "meta".to_owned(),
@@ -525,7 +561,7 @@ impl Resources {
                 "location": self.location(stored.kind, &stored.id),
             }),
         );
-        Ok(Value::Object(document))
+        Value::Object(document)
     }
 
     /// Adds `$ref` to each member, which the directory does not store.
@@ -623,8 +659,17 @@ fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> ScimRes
     ScimResponse::json(StatusCode::OK, &body)
 }
 
+/// Returns a random pause before PATCH attempt `attempt` (1-based retries).
+fn patch_backoff(attempt: u32) -> std::time::Duration {
+    use rand::Rng;
+    let ceiling = std::time::Duration::from_millis(1 << attempt.min(8)).min(PATCH_MAX_BACKOFF);
+    let millis = rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64);
+    std::time::Duration::from_millis(millis)
+}
+
 /// Parses and coerces a POST or PUT body into the document to store.
 fn prepare_document(kind: ResourceKind, body: &Value) -> Result<Value, ScimError> {
+    check_lists(body, resource_type(kind))?;
     let mut document = coerce_resource(body, resource_type(kind))?;
     strip_unstored(&mut document);
     let required = match kind {
@@ -641,6 +686,41 @@ fn prepare_document(kind: ResourceKind, body: &Value) -> Result<Value, ScimError
         )));
     }
     Ok(document)
+}
+
+/// Rejects a single value where a POST or PUT body needs a list: every
+/// multi-valued attribute is a JSON array or null (RFC 7643 §2.4), at the top
+/// level and inside extension objects. PATCH values stay lenient, because
+/// clients send one member as an object there.
+fn check_lists(body: &Value, resource_type: &ResourceType) -> Result<(), ScimError> {
+    let Some(object) = body.as_object() else {
+        return Ok(());
+    };
+    for (key, value) in object {
+        if let Some(extension) = resource_type.extension(key) {
+            if let Some(members) = value.as_object() {
+                for (name, value) in members {
+                    let multi = extension.attribute(name).is_some_and(|a| a.multi_valued);
+                    require_list(multi, name, value)?;
+                }
+            }
+            continue;
+        }
+        let multi = resource_type.resolve(key).is_some_and(|resolved| {
+            resolved.sub_attribute.is_none() && resolved.attribute.multi_valued
+        });
+        require_list(multi, key, value)?;
+    }
+    Ok(())
+}
+
+fn require_list(multi_valued: bool, name: &str, value: &Value) -> Result<(), ScimError> {
+    if multi_valued && !matches!(value, Value::Array(_) | Value::Null) {
+        return Err(ScimError::invalid_value(format!(
+            "{name} is multi-valued and must be a JSON array"
+        )));
+    }
+    Ok(())
 }
 
 /// Removes what the server computes or never keeps: `id`, `meta`, a User's

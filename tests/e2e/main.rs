@@ -13,6 +13,7 @@
 mod support;
 
 mod backchannel;
+mod cookie_keys;
 mod headers;
 mod keys;
 mod lifecycle;

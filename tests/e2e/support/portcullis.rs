@@ -16,7 +16,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Cookie signing key of every test instance. A fixed key keeps cookies valid
 /// across a restart of the same instance.
-const COOKIE_KEY: &str = "e2e-cookie-key-0123456789abcdefghijklmnop";
+pub const COOKIE_KEY: &str = "e2e-cookie-key-0123456789abcdefghijklmnop";
 
 /// Name of the session cookie (the default of `session.cookie_name`).
 pub const SESSION_COOKIE: &str = "_portcullis";
@@ -213,6 +213,28 @@ impl Portcullis {
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         self.process.terminate();
+    }
+
+    /// Kills the process and starts it again on the same ports and
+    /// configuration file, with the overrides `env` in place of the earlier
+    /// ones, and waits until it is ready. The log file continues.
+    pub async fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        self.process.kill();
+        self.env = env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        let mut command = portcullis_command();
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
+        command.arg("serve").arg("--config").arg(&self.config_path);
+        let log = self.config_path.with_file_name("portcullis.log");
+        self.process = ChildGuard::spawn("portcullis", command, &log);
+        self.wait_until_ready().await;
+    }
+
+    /// Sends SIGHUP, which makes portcullis read its secret files again.
+    pub fn reload_secrets(&self) {
+        self.process.signal("HUP");
     }
 
     /// Waits up to `timeout` for the process to exit.
