@@ -858,6 +858,20 @@ impl Directory for SqliteDirectory {
     }
 }
 
+/// Adds `(member_id, group id, displayName)` rows to a map keyed by member.
+fn collect_memberships(
+    rows: &[SqliteRow],
+    groups: &mut HashMap<String, Vec<(String, String)>>,
+) -> Result<(), DirectoryError> {
+    for row in rows {
+        let member: String = row.try_get("member_id").map_err(database_error)?;
+        let id: String = row.try_get("id").map_err(database_error)?;
+        let name: String = row.try_get("display_name").map_err(database_error)?;
+        groups.entry(member).or_default().push((id, name));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -982,16 +996,3 @@ mod tests {
     }
 }
 
-/// Adds `(member_id, group id, displayName)` rows to a map keyed by member.
-fn collect_memberships(
-    rows: &[SqliteRow],
-    groups: &mut HashMap<String, Vec<(String, String)>>,
-) -> Result<(), DirectoryError> {
-    for row in rows {
-        let member: String = row.try_get("member_id").map_err(database_error)?;
-        let id: String = row.try_get("id").map_err(database_error)?;
-        let name: String = row.try_get("display_name").map_err(database_error)?;
-        groups.entry(member).or_default().push((id, name));
-    }
-    Ok(())
-}
