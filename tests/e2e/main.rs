@@ -12,13 +12,16 @@
 
 mod support;
 
+mod access;
 mod backchannel;
+mod deprovisioning;
 mod cookie_keys;
 mod headers;
 mod keys;
 mod lifecycle;
 mod login;
 mod okta_spec;
+mod redirect_loops;
 mod refresh;
 mod scim_cli;
 mod scim_conformance;

@@ -1,0 +1,269 @@
+//! Deprovisioning ends access: a user signed in on two portcullis processes
+//! that share one Redis and one SQLite directory is deactivated or deleted
+//! through SCIM, in each client's dialect, and both processes reject the
+//! next request within a second. Each test prints the measured delay from
+//! the SCIM response to the first rejected request on each process.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::{json, Value};
+
+use crate::support::browser::NAVIGATION_ACCEPT;
+use crate::support::portcullis::Portcullis;
+use crate::support::scim::{ScimClient, SCIM_MEDIA_TYPE};
+use crate::support::{redirect_target, Browser, SessionStore, Stack};
+
+/// The provider's login name of the test user; its `sub` and
+/// `preferred_username` are the same, its email `dana@example.test`.
+const LOGIN: &str = "dana";
+
+/// Interval between two requests while waiting for the rejection.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The longest accepted delay between the SCIM response and the rejection.
+const MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// How long the test keeps polling, past [`MAX_DELAY`], so that a slow
+/// rejection is measured before the test fails.
+const POLL_LIMIT: Duration = Duration::from_secs(8);
+
+/// `schemas` of a PATCH request.
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// The SCIM request that ends the user.
+#[derive(Debug, Clone, Copy)]
+enum Deprovision {
+    /// Okta: PATCH without a path, `{"active": false}` as the value.
+    OktaPatch,
+    /// Microsoft Entra: `Replace` of path `active` with the string `"False"`.
+    EntraPatch,
+    /// PUT of the whole user with `active: false`.
+    Put,
+    /// DELETE of the user.
+    Delete,
+}
+
+fn user_document(active: bool) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("{LOGIN}@example.test"),
+        "externalId": LOGIN,
+        "name": {"givenName": "Dana", "familyName": "Test"},
+        "emails": [{"value": format!("{LOGIN}@example.test"), "type": "work", "primary": true}],
+        "active": active,
+    })
+}
+
+/// Sends the SCIM request that deprovisions user `id` and checks its status.
+async fn deprovision(scim: &ScimClient, id: &str, action: Deprovision) {
+    let target = format!("/Users/{id}");
+    let (method, body, expected) = match action {
+        Deprovision::OktaPatch => (
+            Method::PATCH,
+            Some(json!({
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "replace", "value": {"active": false}}],
+            })),
+            StatusCode::OK,
+        ),
+        Deprovision::EntraPatch => (
+            Method::PATCH,
+            Some(json!({
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+            })),
+            StatusCode::OK,
+        ),
+        Deprovision::Put => (Method::PUT, Some(user_document(false)), StatusCode::OK),
+        Deprovision::Delete => (Method::DELETE, None, StatusCode::NO_CONTENT),
+    };
+    let mut request = scim
+        .request(method, &target)
+        .header(ACCEPT, SCIM_MEDIA_TYPE);
+    if let Some(body) = body {
+        request = request
+            .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
+            .body(body.to_string());
+    }
+    let reply = scim.send(request).await;
+    assert_eq!(
+        reply.status, expected,
+        "expected {action:?} of {target} to succeed, got body:\n{}",
+        reply.text
+    );
+}
+
+/// Returns the SQLite URL of `instance`'s directory, which the harness puts
+/// beside its configuration file.
+fn directory_url(instance: &Portcullis) -> String {
+    let path = instance.config_path.with_file_name("portcullis.db");
+    format!("sqlite://{}", path.display())
+}
+
+/// Returns the `calls` of `GET` in Redis's `INFO commandstats`.
+async fn redis_get_calls(redis_url: &str) -> u64 {
+    let client = redis::Client::open(redis_url).expect("valid Redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the test redis-server accepts connections");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .expect("INFO commandstats succeeds");
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().expect("a numeric call count"))
+}
+
+/// Sends an API call through `proxy` with the browser's cookies.
+async fn api_status(browser: &Browser, proxy: &Url) -> StatusCode {
+    let url = proxy.join("/echo/api").expect("valid URL");
+    browser.fetch_json(&url).await.status()
+}
+
+/// Polls every process in `proxies` until an API call is rejected there.
+/// Returns each process's delay from `since`, or `None` when it still
+/// admitted the session after [`POLL_LIMIT`].
+async fn wait_for_rejections(
+    browser: &Browser,
+    proxies: &[&Url],
+    since: Instant,
+) -> Vec<Option<Duration>> {
+    let mut delays: Vec<Option<Duration>> = vec![None; proxies.len()];
+    while since.elapsed() < POLL_LIMIT && delays.iter().any(Option::is_none) {
+        for (proxy, delay) in proxies.iter().zip(delays.iter_mut()) {
+            if delay.is_some() {
+                continue;
+            }
+            let status = api_status(browser, proxy).await;
+            if status == StatusCode::UNAUTHORIZED {
+                *delay = Some(since.elapsed());
+            } else {
+                assert_eq!(status, StatusCode::OK, "expected 200 or 401 from {proxy}");
+            }
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    delays
+}
+
+/// Signs the user in through the first process, uses the session on both,
+/// deprovisions the user with `action` and checks that both processes reject
+/// the session within [`MAX_DELAY`].
+async fn deprovisioning_ends_sessions(action: Deprovision) {
+    let stack = Stack::start_with(SessionStore::Redis).await;
+    let redis_url = stack.redis.as_ref().expect("a Redis stack").url();
+    let shared_directory = directory_url(&stack.portcullis);
+    let replica = stack
+        .start_replica(
+            "replica",
+            &[("PORTCULLIS_DIRECTORY__URL", shared_directory.as_str())],
+        )
+        .await;
+    let scim = ScimClient::new(&stack.portcullis.proxy, &stack.portcullis.token());
+    let created = scim.post("/Users", &user_document(true)).await;
+    created.expect_status(201, "POST /Users");
+    let id = created.body["id"]
+        .as_str()
+        .expect("the created user has an id")
+        .to_owned();
+
+    let browser = stack.signed_in(LOGIN).await;
+    let proxies = [&stack.portcullis.proxy, &replica.proxy];
+    for proxy in proxies {
+        assert_eq!(
+            api_status(&browser, proxy).await,
+            StatusCode::OK,
+            "expected the session to work on {proxy}"
+        );
+    }
+    let gets_before = redis_get_calls(&redis_url).await;
+    for proxy in proxies {
+        assert_eq!(
+            api_status(&browser, proxy).await,
+            StatusCode::OK,
+            "expected the cached session to work on {proxy}"
+        );
+    }
+    assert_eq!(
+        redis_get_calls(&redis_url).await,
+        gets_before,
+        "expected a second request within session.cache_ttl to read no session from Redis"
+    );
+
+    deprovision(&scim, &id, action).await;
+    let responded = Instant::now();
+    let delays = wait_for_rejections(&browser, &proxies, responded).await;
+    for (name, delay) in ["primary", "replica"].iter().zip(&delays) {
+        match delay {
+            Some(delay) => println!(
+                "revocation delay after {action:?}: {name} rejected the session {:.1} ms after the SCIM response",
+                delay.as_secs_f64() * 1000.0
+            ),
+            None => println!(
+                "revocation delay after {action:?}: {name} still admitted the session after {} ms",
+                POLL_LIMIT.as_millis()
+            ),
+        }
+    }
+    for (name, delay) in ["primary", "replica"].iter().zip(&delays) {
+        let delay = delay.unwrap_or(POLL_LIMIT);
+        assert!(
+            delay <= MAX_DELAY,
+            "expected the {name} process to reject the session within {MAX_DELAY:?} of {action:?}, took {delay:?}"
+        );
+    }
+    for proxy in proxies {
+        assert_navigation_goes_to_login(&browser, proxy, &stack).await;
+    }
+}
+
+/// Checks that a page navigation with the revoked session is sent to the
+/// provider to sign in.
+async fn assert_navigation_goes_to_login(browser: &Browser, proxy: &Url, stack: &Stack) {
+    let url = proxy.join("/dashboard").expect("valid URL");
+    let response = browser
+        .client()
+        .get(url.clone())
+        .header(ACCEPT, NAVIGATION_ACCEPT)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "expected a navigation to {url} with the revoked session to redirect"
+    );
+    let location = redirect_target(&url, &response);
+    assert!(
+        location
+            .as_str()
+            .starts_with(stack.idp.authorization_endpoint.as_str()),
+        "expected {url} to redirect to the provider's login, got {location}"
+    );
+}
+
+#[tokio::test]
+async fn okta_patch_ends_sessions() {
+    deprovisioning_ends_sessions(Deprovision::OktaPatch).await;
+}
+
+#[tokio::test]
+async fn entra_patch_ends_sessions() {
+    deprovisioning_ends_sessions(Deprovision::EntraPatch).await;
+}
+
+#[tokio::test]
+async fn put_inactive_ends_sessions() {
+    deprovisioning_ends_sessions(Deprovision::Put).await;
+}
+
+#[tokio::test]
+async fn delete_ends_sessions() {
+    deprovisioning_ends_sessions(Deprovision::Delete).await;
+}
