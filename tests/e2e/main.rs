@@ -14,8 +14,8 @@ mod support;
 
 mod access;
 mod backchannel;
-mod deprovisioning;
 mod cookie_keys;
+mod deprovisioning;
 mod headers;
 mod keys;
 mod lifecycle;
