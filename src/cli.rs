@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use crate::auth::provisioning::SessionRevocation;
 use crate::config::Settings;
 use crate::directory::{self, Directory, DirectoryError, ResourceKind};
+use crate::scim::revoke::{SessionRevoker, UserIdentifiers};
+use crate::session::{RedisStore, Sessions};
 use crate::tokens::TokenRecord;
 
 /// Errors of an administration command, printed to standard error.
@@ -22,6 +25,10 @@ pub enum CommandError {
     /// No resource has the given id.
     #[error("{0}")]
     NotFound(String),
+    /// The user was deactivated, but its sessions in Redis could not be
+    /// ended.
+    #[error("the user is deactivated, but its sessions could not be ended ({0}); run the command again once Redis is reachable")]
+    SessionsNotEnded(String),
 }
 
 async fn open(settings: &Settings) -> Result<Arc<dyn Directory>, CommandError> {
@@ -134,8 +141,11 @@ pub async fn list_users(settings: &Settings) -> Result<String, CommandError> {
     Ok(render_table(&table))
 }
 
-/// Marks the user `id` inactive; it stays in the directory.
-pub async fn deactivate_user(settings: &Settings, id: &str) -> Result<(), CommandError> {
+/// Marks the user `id` inactive; it stays in the directory. With Redis
+/// sessions the user's sessions end too, and the number ended is returned.
+/// `None` means the sessions are in a server's memory, out of this
+/// command's reach.
+pub async fn deactivate_user(settings: &Settings, id: &str) -> Result<Option<usize>, CommandError> {
     let directory = open(settings).await?;
     let Some(user) = directory.get(ResourceKind::User, id).await? else {
         return Err(CommandError::NotFound(format!(
@@ -145,9 +155,32 @@ pub async fn deactivate_user(settings: &Settings, id: &str) -> Result<(), Comman
     let mut document = user.document;
     document["active"] = Value::Bool(false);
     directory
-        .replace(ResourceKind::User, id, document, Some(user.version))
+        .replace(ResourceKind::User, id, document.clone(), Some(user.version))
         .await?;
-    Ok(())
+    end_sessions(settings, &document).await
+}
+
+/// Ends the sessions of a deactivated user when they are in Redis, where
+/// this command can reach them. Running servers drop their cached copies
+/// through the revocation channel.
+async fn end_sessions(
+    settings: &Settings,
+    document: &Value,
+) -> Result<Option<usize>, CommandError> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(None);
+    };
+    let session = &settings.config.session;
+    let store = RedisStore::new(url, session.redis_timeout)
+        .map_err(|error| CommandError::SessionsNotEnded(error.to_string()))?;
+    let sessions = Sessions::new(Arc::new(store), session.ttl);
+    let revocation =
+        SessionRevocation::new(sessions, settings.config.access.provisioned_match_claim);
+    revocation
+        .revoke_user(&UserIdentifiers::from_document(document))
+        .await
+        .map(Some)
+        .map_err(|error| CommandError::SessionsNotEnded(error.to_string()))
 }
 
 fn format_time(time: Option<chrono::DateTime<chrono::Utc>>) -> String {

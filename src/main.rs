@@ -167,8 +167,12 @@ fn user(action: UserAction) -> ExitCode {
             Ok(())
         }),
         UserAction::Deactivate { config, id } => run(&config, |settings| async move {
-            cli::deactivate_user(&settings, &id).await?;
-            println!("deactivated {id}");
+            match cli::deactivate_user(&settings, &id).await? {
+                Some(ended) => println!("deactivated {id}; ended {ended} sessions"),
+                None => println!(
+                    "deactivated {id}; its sessions are in the server's memory and last until session.ttl or a restart"
+                ),
+            }
             Ok(())
         }),
     }

@@ -267,3 +267,42 @@ async fn put_inactive_ends_sessions() {
 async fn delete_ends_sessions() {
     deprovisioning_ends_sessions(Deprovision::Delete).await;
 }
+
+#[tokio::test]
+async fn cli_deactivate_ends_sessions() {
+    let stack = Stack::start_with(SessionStore::Redis).await;
+    let scim = ScimClient::new(&stack.portcullis.proxy, &stack.portcullis.token());
+    let created = scim.post("/Users", &user_document(true)).await;
+    created.expect_status(201, "POST /Users");
+    let id = created.body["id"]
+        .as_str()
+        .expect("the created user has an id")
+        .to_owned();
+    let browser = stack.signed_in(LOGIN).await;
+    let proxy = &stack.portcullis.proxy;
+    assert_eq!(
+        api_status(&browser, proxy).await,
+        StatusCode::OK,
+        "expected the session to work before the deactivation"
+    );
+
+    let output = stack.portcullis.command(&["user", "deactivate", &id]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "portcullis user deactivate failed with {}; stderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        format!("deactivated {id}; ended 1 sessions"),
+        "expected the command to report the ended session"
+    );
+    let delays = wait_for_rejections(&browser, &[proxy], Instant::now()).await;
+    assert!(
+        delays[0].is_some_and(|delay| delay <= MAX_DELAY),
+        "expected the server to reject the session within {MAX_DELAY:?} of the command, got {:?}",
+        delays[0]
+    );
+}
