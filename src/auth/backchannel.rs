@@ -15,7 +15,9 @@
 //! - `sid` or `sub` is present.
 //!
 //! A token with `sid` ends the sessions of that provider session, and one
-//! with only `sub` ends every session of the user.
+//! with only `sub` ends every session of the user. When a token names both
+//! and no session has that `sid` (the provider put no `sid` in its ID
+//! tokens), every session of the `sub` ends, so a logout is never lost.
 //!
 //! The signature is checked with `openidconnect`'s own key types, through
 //! [`Provider::verify_signed_token`](super::Provider::verify_signed_token),
@@ -30,7 +32,7 @@ use http::StatusCode;
 use sha2::{Digest, Sha256};
 
 use super::Auth;
-use crate::session::{unix_now, RevocationKey};
+use crate::session::{unix_now, RevocationKey, StoreError};
 use crate::web::LocalResponse;
 
 /// Path of the endpoint, to register at the provider as the client's
@@ -106,6 +108,9 @@ pub struct LogoutTarget {
     /// The sessions of the provider session (`sid`) when the token names
     /// one, otherwise every session of the user (`sub`).
     pub key: RevocationKey,
+    /// Every session of the user (`sub`), ended when `key` names a `sid`
+    /// that no session has.
+    pub fallback: Option<RevocationKey>,
     /// The token's unique id.
     pub jti: String,
 }
@@ -138,15 +143,18 @@ pub fn check_logout_claims(
     if claims.contains_key("nonce") {
         return Err(E::Nonce);
     }
-    let key = match (text("sid"), text("sub")) {
-        (Some(sid), _) => RevocationKey::ProviderSession(sid),
-        (None, Some(sub)) => RevocationKey::Subject(sub),
+    let (key, fallback) = match (text("sid"), text("sub")) {
+        (Some(sid), sub) => (
+            RevocationKey::ProviderSession(sid),
+            sub.map(RevocationKey::Subject),
+        ),
+        (None, Some(sub)) => (RevocationKey::Subject(sub), None),
         (None, None) => return Err(E::NoSubject),
     };
     let jti = text("jti")
         .filter(|jti| !jti.is_empty())
         .ok_or(E::MissingJti)?;
-    Ok(LogoutTarget { key, jti })
+    Ok(LogoutTarget { key, fallback, jti })
 }
 
 fn audience_contains(aud: Option<&serde_json::Value>, client_id: &str) -> bool {
@@ -201,18 +209,10 @@ impl Auth {
                 return logout_error("invalid_request", &error.to_string());
             }
         };
-        let kind = target.key.kind();
-        match self.sessions.revoke(target.key).await {
-            Ok(ended) => {
-                tracing::info!(
-                    by = kind,
-                    sessions = ended,
-                    "back-channel logout ended sessions"
-                );
-                LocalResponse::json(StatusCode::OK, &serde_json::json!({}))
-            }
+        match self.end_sessions(target).await {
+            Ok(()) => LocalResponse::json(StatusCode::OK, &serde_json::json!({})),
             Err(error) => {
-                tracing::error!(error = %error, by = kind, "back-channel logout cannot end sessions");
+                tracing::error!(error = %error, "back-channel logout cannot end sessions");
                 // Back-Channel Logout 1.0 section 2.8 requires 400 whenever
                 // the logout failed, so the provider can report it.
                 logout_error(
@@ -221,6 +221,27 @@ impl Auth {
                 )
             }
         }
+    }
+
+    /// Ends the sessions `target` names, falling back to every session of
+    /// the user when no session has the token's `sid`.
+    async fn end_sessions(&self, target: LogoutTarget) -> Result<(), StoreError> {
+        let kind = target.key.kind();
+        let ended = self.sessions.revoke(target.key).await?;
+        tracing::info!(
+            by = kind,
+            sessions = ended,
+            "back-channel logout ended sessions"
+        );
+        if let (0, Some(fallback)) = (ended, target.fallback) {
+            let ended = self.sessions.revoke(fallback).await?;
+            tracing::info!(
+                by = "sub",
+                sessions = ended,
+                "back-channel logout ended sessions"
+            );
+        }
+        Ok(())
     }
 
     async fn verify_logout_token(&self, body: &[u8]) -> Result<LogoutTarget, LogoutTokenError> {
@@ -321,6 +342,11 @@ mod tests {
             target.key,
             RevocationKey::ProviderSession("sid-1".to_owned()),
             "sid wins over sub"
+        );
+        assert_eq!(
+            target.fallback,
+            Some(RevocationKey::Subject("alice".to_owned())),
+            "sub is the fallback when no session has the sid"
         );
     }
 

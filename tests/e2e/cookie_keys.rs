@@ -1,7 +1,7 @@
-//! Cookie key rotation without a mass logout: a cookie signed by an older
-//! key still works and is re-issued under the new signing key, a cookie
-//! whose key was dropped leads to a clean login, and SIGHUP puts new keys
-//! from the key file in use without a restart.
+//! Cookie key rotation without a mass logout. A cookie signed by an older
+//! key still works and is re-issued under the new signing key, and a cookie
+//! whose key was dropped leads to a clean login. SIGHUP puts new keys from
+//! the key file in use without a restart.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
