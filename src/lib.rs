@@ -6,10 +6,10 @@
 //! | module | owns | called from |
 //! | --- | --- | --- |
 //! | [`config`] | TOML configuration, `PORTCULLIS_<SECTION>__<KEY>` overrides, secrets from files, validation | `main` |
-//! | [`server`] | assembling the Pingora server: proxy and admin listeners, discovery task | `main` |
+//! | [`server`] | assembling the Pingora server: proxy and admin listeners, discovery and revocation tasks | `main` |
 //! | [`proxy`] | the `ProxyHttp` hooks, path normalisation and routing, identity headers | Pingora, every phase |
-//! | [`auth`] | OIDC discovery, login (state, nonce, PKCE), callback, sign-out, session lookup | `request_filter` |
-//! | [`session`] | the `Session` model, the `SessionStore` trait (Redis, memory), the cookie codec | [`auth`] |
+//! | [`auth`] | OIDC discovery, login (state, nonce, PKCE), callback, sign-out, session lookup, the `[access]` policy | `request_filter` |
+//! | [`session`] | the `Session` model, the `SessionStore` trait (Redis, memory), the cookie codec, the session cache and per-user revocation | [`auth`], the SCIM handler |
 //! | [`scim`] | SCIM 2.0: schemas, filters, PATCH, attribute selection, errors, and the handler of `/scim/v2` requests | `request_filter` (through [`proxy`]) |
 //! | [`directory`] | the `Directory` trait for SCIM Users, Groups and API tokens, with SQLite and PostgreSQL backends | the SCIM handler, the CLI |
 //! | [`tokens`] | API tokens: generation, SHA-256 hashes, constant-time verification | the SCIM handler, the CLI |
@@ -20,9 +20,10 @@
 //!
 //! A request on the proxy listener is classified on its normalised path in
 //! `request_filter`: `/oauth2/*` is answered by [`auth`], `/scim/v2/*` by
-//! [`scim`] with an API token and never forwarded; anything else needs
-//! a session, or gets a redirect to the provider (browser navigation) or 401
-//! (API call). `upstream_request_filter` then strips client-sent identity
+//! [`scim`] with an API token and never forwarded; a path in
+//! `access.public_paths` is forwarded without a session; anything else needs
+//! a session that the access policy admits, or gets a redirect to the
+//! provider (browser navigation) or 401 (API call). `upstream_request_filter` then strips client-sent identity
 //! headers and portcullis's cookies and sets the verified identity.
 
 pub mod admin;

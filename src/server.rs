@@ -238,7 +238,8 @@ impl BackgroundService for DiscoveryTask {
 }
 
 /// Follows the session revocations that every replica publishes, so this
-/// replica's session cache never serves a revoked or signed-out session.
+/// replica's session cache drops a revoked or signed-out session as soon as
+/// the message arrives.
 struct RevocationTask {
     sessions: Sessions,
 }
