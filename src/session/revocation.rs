@@ -297,6 +297,79 @@ mod tests {
         listener.abort();
     }
 
+    /// Waits until the cache of `sessions` is live (or not), for at most
+    /// `limit`.
+    async fn wait_until_live(sessions: &Sessions, live: bool, limit: Duration, case: &str) {
+        let deadline = Instant::now() + limit;
+        while sessions.cache().is_live() != live {
+            assert!(
+                Instant::now() < deadline,
+                "{case}: cache live = {live} within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn follower_resubscribes_after_restart() {
+        let mut redis = TestRedis::start().await;
+        let store = RedisStore::new(&redis.url(), Duration::from_secs(1)).expect("valid URL");
+        let sessions = Sessions::new(Arc::new(store), Duration::from_secs(600))
+            .with_cache_ttl(Duration::from_secs(30));
+        let follower = sessions.clone();
+        let listener = tokio::spawn(async move { follower.follow_revocations().await });
+        wait_until_live(
+            &sessions,
+            true,
+            Duration::from_secs(5),
+            "first subscription",
+        )
+        .await;
+
+        redis.kill();
+        wait_until_live(
+            &sessions,
+            false,
+            Duration::from_secs(2),
+            "after Redis stopped",
+        )
+        .await;
+        redis.restart().await;
+        wait_until_live(
+            &sessions,
+            true,
+            Duration::from_secs(8),
+            "after Redis restarted",
+        )
+        .await;
+
+        let id = sessions
+            .create(&session_of("alice", Some("alice@example.test"), None))
+            .await
+            .expect("create after the restart");
+        assert!(
+            exists(&sessions, &id).await,
+            "the session loads and is cached"
+        );
+        let other = Sessions::new(
+            Arc::new(RedisStore::new(&redis.url(), Duration::from_secs(1)).expect("valid URL")),
+            Duration::from_secs(600),
+        );
+        other
+            .revoke(RevocationKey::Subject("alice".into()))
+            .await
+            .expect("revoke from another replica");
+        let revoked_at = Instant::now();
+        while exists(&sessions, &id).await {
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(1),
+                "the renewed subscription did not drop the revoked session within 1 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        listener.abort();
+    }
+
     #[test]
     fn index_keys_hash_and_fold_case() {
         let cases = [

@@ -14,6 +14,16 @@ pub struct TestRedis {
     port: u16,
 }
 
+fn spawn_server(port: u16) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/setup.sh installs it)")
+}
+
 impl TestRedis {
     /// Starts redis-server and waits until it replies to PING. Fails the test, and
     /// never skips it, when `redis-server` is not installed.
@@ -22,14 +32,10 @@ impl TestRedis {
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")
             .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/setup.sh installs it)");
-        let server = TestRedis { child, port };
+        let server = TestRedis {
+            child: spawn_server(port),
+            port,
+        };
         server.wait_until_ready().await;
         server
     }
@@ -44,6 +50,14 @@ impl TestRedis {
         // kill fails only when the process already exited.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts a killed server again on the same port, empty, and waits until
+    /// it replies to PING.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_server(self.port);
+        self.wait_until_ready().await;
     }
 
     /// Runs one command and returns its reply.
