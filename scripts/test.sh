@@ -23,6 +23,11 @@ cargo clippy --all-targets -- -D warnings
 echo "test: cargo test --all-targets $*"
 cargo test --all-targets "$@"
 
+# The 100,000-user tests load both cores for minutes; run alone, they do not
+# slow the start-up of the other end-to-end tests' fixtures.
+echo "test: cargo test --test e2e -- --ignored (scale tests)"
+cargo test --test e2e -- --ignored --test-threads=1
+
 # The README's quick start, on the binary the end-to-end tests just built.
 # A plain `cargo build` would compile another variant, because the
 # dev-dependencies enable more features of shared crates.

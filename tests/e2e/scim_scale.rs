@@ -159,6 +159,7 @@ async fn time_import(client: &ScimClient, backend: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale test: scripts/test.sh runs it alone, after the other tests"]
 async fn hundred_thousand_sqlite() {
     let dir = new_dir();
     let directory = SqliteDirectory::open(&sqlite_url(dir.path()))
@@ -175,6 +176,7 @@ async fn hundred_thousand_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale test: scripts/test.sh runs it alone, after the other tests"]
 async fn hundred_thousand_postgres() {
     let schema = PostgresSchema::create().await;
     let directory = PostgresDirectory::connect_with(schema.options())
