@@ -8,12 +8,12 @@
 //! | [`config`] | TOML configuration, `PORTCULLIS_<SECTION>__<KEY>` overrides, secrets from files, validation | `main` |
 //! | [`server`] | assembling the Pingora server: proxy and admin listeners, discovery and revocation tasks | `main` |
 //! | [`proxy`] | the `ProxyHttp` hooks, path normalisation and routing, identity headers | Pingora, every phase |
-//! | [`auth`] | OIDC discovery, login (state, nonce, PKCE), callback, sign-out, session lookup, the `[access]` policy | `request_filter` |
+//! | [`auth`] | OIDC discovery and signing keys (reloaded on an unknown `kid`), login (state, nonce, PKCE), callback, sign-out, back-channel logout, token refresh under a lock, session lookup, the `[access]` policy | `request_filter` |
 //! | [`session`] | the `Session` model, the `SessionStore` trait (Redis, memory), the cookie codec, the session cache and per-user revocation | [`auth`], the SCIM handler |
 //! | [`scim`] | SCIM 2.0: schemas, filters, PATCH, attribute selection, errors, and the handler of `/scim/v2` requests | `request_filter` (through [`proxy`]) |
 //! | [`directory`] | the `Directory` trait for SCIM Users, Groups and API tokens, with SQLite and PostgreSQL backends | the SCIM handler, the CLI |
 //! | [`tokens`] | API tokens: generation, SHA-256 hashes, constant-time verification | the SCIM handler, the CLI |
-//! | [`web`] | cookie parsing and local responses (redirects, pages, JSON errors) | [`auth`], [`proxy`] |
+//! | [`web`] | cookie parsing, path normalisation and local responses (redirects, pages, JSON errors) | [`auth`], [`proxy`] |
 //! | [`cli`] | the `token` and `user` administration commands | `main` |
 //! | [`admin`] | `/livez` and `/readyz` on the admin listener | Pingora admin service |
 //! | [`logging`] | `tracing` set-up, JSON or text, with Pingora's `log` records bridged in | `main` |
@@ -23,8 +23,11 @@
 //! [`scim`] with an API token and never forwarded; a path in
 //! `access.public_paths` is forwarded without a session; anything else needs
 //! a session that the access policy admits, or gets a redirect to the
-//! provider (browser navigation) or 401 (API call). `upstream_request_filter` then strips client-sent identity
-//! headers and portcullis's cookies and sets the verified identity.
+//! provider (browser navigation) or 401 (API call).
+//! `upstream_request_filter` then strips client-sent identity headers and
+//! portcullis's cookies and sets the verified identity. Background services
+//! reload the provider's metadata and keys, follow session revocations
+//! published by other replicas, and re-read secret files on SIGHUP.
 
 pub mod admin;
 pub mod auth;
