@@ -12,7 +12,7 @@ use super::ports::PROXY_HOST;
 use super::process::ChildGuard;
 
 /// Time allowed for `/livez` and then `/readyz` to return 200 after start.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Cookie signing key of every test instance. A fixed key keeps cookies valid
 /// across a restart of the same instance.
