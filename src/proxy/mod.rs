@@ -81,6 +81,9 @@ impl Portcullis {
     pub async fn decide(&self, request: &RequestHeader, ctx: &mut RequestContext) -> Decision {
         let path = match request_path(request).and_then(route::normalise_path) {
             Ok(path) => path,
+            Err(error) if looks_like_scim(request) => {
+                return Decision::Respond(scim::rejected_path(&error));
+            }
             Err(error) => {
                 return Decision::Respond(LocalResponse::page(
                     StatusCode::BAD_REQUEST,
@@ -259,6 +262,13 @@ fn access_denied(
     } else {
         access_denied_json(denial)
     }
+}
+
+/// Tells whether a request whose path was rejected was meant for SCIM, so
+/// the client gets SCIM JSON rather than an HTML page.
+fn looks_like_scim(request: &RequestHeader) -> bool {
+    let raw = request.raw_path();
+    raw.len() >= 5 && raw[..5].eq_ignore_ascii_case(b"/scim")
 }
 
 /// Reads the target of `/oauth2/start?rd=...`, which the login flow validates.

@@ -19,6 +19,12 @@ pub async fn serve_scim(
             "SCIM is disabled on this server",
         )));
     };
+    if let Err(response) = service.check_token(&session.req_header().headers).await {
+        // The body is not read, so the connection cannot carry another
+        // request.
+        session.set_keepalive(None);
+        return to_local(response);
+    }
     let body = match read_body(session, service.settings().max_body_bytes).await {
         Ok(body) => body,
         Err(error) => {
@@ -36,7 +42,7 @@ pub async fn serve_scim(
         headers: &request.headers,
         body: &body,
     };
-    to_local(service.handle(&scim_request).await)
+    to_local(service.handle_authenticated(&scim_request).await)
 }
 
 /// Reads the whole request body, up to `limit` bytes.
@@ -82,6 +88,16 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ScimErr
 fn read_failed(error: &pingora::Error) -> ScimError {
     tracing::debug!(error = %error, "cannot read SCIM request body");
     ScimError::invalid_syntax("the request body could not be read")
+}
+
+/// Answers a request under `/scim/v2` whose path was rejected, in SCIM
+/// JSON like every other SCIM error.
+pub fn rejected_path(error: &crate::web::path::PathError) -> LocalResponse {
+    to_local(ScimResponse::error(&ScimError::new(
+        400,
+        None,
+        error.to_string(),
+    )))
 }
 
 fn to_local(response: ScimResponse) -> LocalResponse {

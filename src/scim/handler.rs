@@ -130,10 +130,23 @@ impl ScimService {
 
     /// Authenticates and answers one request.
     pub async fn handle(&self, request: &ScimRequest<'_>) -> ScimResponse {
-        match self.authenticate(request.headers).await {
-            Ok(()) => {}
-            Err(error) => return ScimResponse::error(&error),
+        if let Err(response) = self.check_token(request.headers).await {
+            return response;
         }
+        self.handle_authenticated(request).await
+    }
+
+    /// Checks the bearer token; the error is the response to send. The
+    /// proxy calls this before reading the body, so an unauthenticated
+    /// client cannot make portcullis buffer one.
+    pub async fn check_token(&self, headers: &HeaderMap) -> Result<(), ScimResponse> {
+        self.authenticate(headers)
+            .await
+            .map_err(|error| ScimResponse::error(&error))
+    }
+
+    /// Answers a request whose token [`ScimService::check_token`] accepted.
+    pub async fn handle_authenticated(&self, request: &ScimRequest<'_>) -> ScimResponse {
         match self.route(request).await {
             Ok(response) => response,
             Err(error) => ScimResponse::error(&error),
@@ -225,9 +238,11 @@ impl ScimService {
                 resources.list_from_search(kind, request).await
             }
             (&Method::GET, [id]) => resources.get(kind, id, request.query).await,
-            (&Method::PUT, [id]) => resources.replace(kind, id, request).await,
-            (&Method::PATCH, [id]) => resources.patch(kind, id, request).await,
-            (&Method::DELETE, [id]) => resources.delete(kind, id).await,
+            (&Method::PUT, [id]) if *id != ".search" => resources.replace(kind, id, request).await,
+            (&Method::PATCH, [id]) if *id != ".search" => resources.patch(kind, id, request).await,
+            (&Method::DELETE, [id]) if *id != ".search" => {
+                resources.delete(kind, id, request.headers).await
+            }
             (_, [] | [_]) => Err(method_not_allowed(request.method)),
             _ => Err(ScimError::not_found("no such SCIM resource path")),
         }

@@ -13,7 +13,7 @@ use super::discovery::{LIST_RESPONSE_URN, MAX_RESULTS};
 use super::error::ScimError;
 use super::filter::{index_lookup, matches, parse_filter, Filter, IndexedAttribute};
 use super::handler::{directory_error, ScimRequest, ScimResponse, ScimSettings};
-use super::patch::{apply_patch, coerce_resource, PatchRequest};
+use super::patch::{apply_patch, coerce_resource, PatchOpKind, PatchRequest};
 use super::revoke::{is_deactivated, SessionRevoker, UserIdentifiers};
 use super::schema::{ResourceType, GROUP_RESOURCE, USER_RESOURCE};
 use crate::directory::{Directory, DirectoryError, Lookup, Page, ResourceKind, StoredResource};
@@ -128,7 +128,7 @@ impl Resources {
     ) -> Result<ScimResponse, ScimError> {
         let body = json_body(request)?;
         let document = prepare_document(kind, &body)?;
-        let expected = if_match_version(request.headers)?;
+        let expected = self.expected_version(kind, id, request.headers).await?;
         let previous = self.previous_if_deactivating(kind, id, &document).await;
         let stored = self
             .directory
@@ -163,14 +163,15 @@ impl Resources {
     ) -> Result<ScimResponse, ScimError> {
         let body = json_body(request)?;
         let operations = PatchRequest::from_json(&body)?;
-        let if_match = if_match_version(request.headers)?;
+        check_value_removals(&operations, resource_type(kind))?;
+        let condition = if_match(request.headers)?;
         for attempt in 0..PATCH_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(patch_backoff(attempt)).await;
             }
             let current = self.load(kind, id).await?;
-            if if_match.is_some_and(|version| version != current.version) {
-                return Err(directory_error(DirectoryError::VersionMismatch));
+            if !condition.allows(current.version) {
+                return Err(precondition_failed());
             }
             let mut patched = apply_patch(&current.document, &operations, resource_type(kind))?;
             strip_unstored(&mut patched);
@@ -220,9 +221,42 @@ impl Resources {
         ))
     }
 
+    /// Returns the version a replace must expect under `If-Match`: the one
+    /// named, or, for a list of tags, the current version once it is
+    /// checked against the list.
+    async fn expected_version(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        headers: &HeaderMap,
+    ) -> Result<Option<i64>, ScimError> {
+        let condition = if_match(headers)?;
+        if condition == IfMatch::Any {
+            return Ok(None);
+        }
+        if let Some(version) = condition.single() {
+            return Ok(Some(version));
+        }
+        let current = self.load(kind, id).await?.version;
+        if condition.allows(current) {
+            Ok(Some(current))
+        } else {
+            Err(precondition_failed())
+        }
+    }
+
     /// `DELETE /Users/{id}`, `DELETE /Groups/{id}`. A deleted User's
     /// sessions end.
-    pub async fn delete(&self, kind: ResourceKind, id: &str) -> Result<ScimResponse, ScimError> {
+    pub async fn delete(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        headers: &HeaderMap,
+    ) -> Result<ScimResponse, ScimError> {
+        let condition = if_match(headers)?;
+        if condition != IfMatch::Any && !condition.allows(self.load(kind, id).await?.version) {
+            return Err(precondition_failed());
+        }
         let previous = if kind == ResourceKind::User && self.revoker.is_some() {
             self.directory
                 .get(kind, id)
@@ -333,6 +367,15 @@ impl Resources {
             None | Some("") => None,
             Some(text) => Some(parse_filter(text)?),
         };
+        if let Some(filter) = &filter {
+            // A filter that fits neither type is a client error, as it is
+            // for /Users and /Groups, not an empty result.
+            if let Err(error) = filter.validate(resource_type(ResourceKind::User)) {
+                if filter.validate(resource_type(ResourceKind::Group)).is_err() {
+                    return Err(error);
+                }
+            }
+        }
         let mut matched = Vec::new();
         for kind in [ResourceKind::User, ResourceKind::Group] {
             let resources = match &filter {
@@ -659,6 +702,39 @@ fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> ScimRes
     ScimResponse::json(StatusCode::OK, &body)
 }
 
+/// Rejects `remove` of the `value` sub-attribute of every element of a
+/// multi-valued attribute (`members.value`, `emails.value`): it would leave
+/// elements without a value, which for `members` silently empties the
+/// group. Elements are removed with a filter instead, such as
+/// `members[value eq "id"]`.
+fn check_value_removals(
+    request: &PatchRequest,
+    resource_type: &ResourceType,
+) -> Result<(), ScimError> {
+    for operation in &request.operations {
+        let Some(path) = operation.path.as_deref() else {
+            continue;
+        };
+        if operation.op != PatchOpKind::Remove || path.contains('[') {
+            continue;
+        }
+        let Some(resolved) = resource_type.resolve(path) else {
+            continue;
+        };
+        let removes_values = resolved.attribute.multi_valued
+            && resolved
+                .sub_attribute
+                .is_some_and(|sub| sub.name == "value");
+        if removes_values {
+            return Err(ScimError::invalid_path(format!(
+                "remove {path} would leave elements without a value; remove elements with a filter such as {}[value eq \"…\"]",
+                resolved.attribute.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Returns a random pause before PATCH attempt `attempt` (1-based retries).
 fn patch_backoff(attempt: u32) -> std::time::Duration {
     use rand::Rng;
@@ -771,26 +847,63 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ScimError> {
     }
 }
 
-/// Reads the version from `If-Match: W/"<version>"`, if present.
-fn if_match_version(headers: &HeaderMap) -> Result<Option<i64>, ScimError> {
+/// The versions an `If-Match` header allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IfMatch {
+    /// No header, or `*`: any version.
+    Any,
+    /// A list of weak or strong tags of versions (RFC 9110 §13.1.1).
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    /// Tells whether `version` satisfies the condition.
+    fn allows(&self, version: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&version),
+        }
+    }
+
+    /// The one version a replace may expect, when the condition names one.
+    fn single(&self) -> Option<i64> {
+        match self {
+            IfMatch::Versions(versions) if versions.len() == 1 => Some(versions[0]),
+            _ => None,
+        }
+    }
+}
+
+/// Reads `If-Match`: `*`, or a comma-separated list of `W/"<version>"` or
+/// `"<version>"` tags. A malformed header is a 400.
+fn if_match(headers: &HeaderMap) -> Result<IfMatch, ScimError> {
     let Some(value) = headers.get(http::header::IF_MATCH) else {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     };
     let text = value.to_str().unwrap_or_default().trim();
     if text == "*" {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     }
-    text.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map(Some)
-        .map_err(|_| {
-            ScimError::new(
-                412,
-                None,
-                format!("If-Match {text:?} is not a version of this resource"),
-            )
+    text.split(',')
+        .map(|tag| {
+            let tag = tag.trim();
+            let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+            opaque
+                .strip_prefix('"')
+                .and_then(|rest| rest.strip_suffix('"'))
+                .and_then(|inner| inner.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ScimError::invalid_value(format!(
+                        "If-Match {text:?} is not a list of entity tags such as W/\"3\""
+                    ))
+                })
         })
+        .collect::<Result<Vec<_>, _>>()
+        .map(IfMatch::Versions)
+}
+
+fn precondition_failed() -> ScimError {
+    directory_error(DirectoryError::VersionMismatch)
 }
 
 /// Formats a version as a weak entity tag.

@@ -20,6 +20,8 @@ both_backends!(
     meta_on_create_and_patch,
     location_ignores_host,
     stale_if_match_rejected,
+    if_match_on_delete_and_lists,
+    search_paths_not_ids,
 );
 
 async fn service_provider_config(backend: Backend) {
@@ -385,5 +387,85 @@ async fn stale_if_match_rejected(backend: Backend) {
         read.body["meta"]["version"],
         json!("W/\"4\""),
         "expected two accepted PUTs after version 2"
+    );
+}
+
+async fn if_match_on_delete_and_lists(backend: Backend) {
+    let fixture = Fixture::new(backend).await;
+    let id = fixture.group("Etag group", &[]).await;
+    let target = format!("/Groups/{id}");
+    let renamed = fixture
+        .patch(
+            &target,
+            json!([{ "op": "replace", "path": "displayName", "value": "Etag group 2" }]),
+        )
+        .await;
+    assert!(
+        renamed.status == 204 || renamed.status == 200,
+        "PATCH to version 2 returned {}",
+        renamed.status
+    );
+
+    let stale_delete = fixture
+        .send(
+            fixture
+                .call(Method::DELETE, &target)
+                .header("if-match", "W/\"1\""),
+        )
+        .await;
+    stale_delete.expect_error(412, None, "DELETE with a stale If-Match");
+    fixture
+        .get(&target)
+        .await
+        .expect_status(200, "GET after the rejected DELETE");
+
+    let malformed = fixture
+        .send(
+            fixture
+                .call(Method::DELETE, &target)
+                .header("if-match", "garbage"),
+        )
+        .await;
+    malformed.expect_error(
+        400,
+        Some("invalidValue"),
+        "DELETE with a malformed If-Match",
+    );
+
+    let listed = fixture
+        .send(
+            fixture
+                .call(Method::DELETE, &target)
+                .header("if-match", "W/\"1\", W/\"2\""),
+        )
+        .await;
+    listed.expect_status(204, "DELETE with a list of tags naming the current version");
+    fixture
+        .get(&target)
+        .await
+        .expect_status(404, "GET after DELETE");
+}
+
+async fn search_paths_not_ids(backend: Backend) {
+    let fixture = Fixture::new(backend).await;
+    for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+        let reply = fixture
+            .send(
+                fixture
+                    .call(method.clone(), "/Users/.search")
+                    .json(&json!({})),
+            )
+            .await;
+        reply.expect_error(405, None, &format!("{method} /Users/.search"));
+    }
+    let search = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "noSuchAttribute eq \"x\""
+    });
+    let reply = fixture.post("/.search", &search).await;
+    reply.expect_error(
+        400,
+        Some("invalidFilter"),
+        "POST /.search with an unknown attribute",
     );
 }

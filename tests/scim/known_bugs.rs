@@ -18,6 +18,7 @@ both_backends!(
     user_name_filter_ignores_case,
     case_variant_duplicate_rejected,
     items_per_page_counts_returned,
+    member_value_removal_rejected,
 );
 
 /// Okta deactivates with a `replace` that has no `path`. Servers that
@@ -281,5 +282,35 @@ async fn items_per_page_counts_returned(backend: Backend) {
         first.body["itemsPerPage"],
         json!(1),
         "expected itemsPerPage 1"
+    );
+}
+
+/// `remove` of `members.value` would strip the value from every member,
+/// leaving a group whose members cannot be kept: it must be rejected and
+/// change nothing.
+async fn member_value_removal_rejected(backend: Backend) {
+    let fixture = Fixture::new(backend).await;
+    let one = fixture.user("value-one@example.com").await;
+    let two = fixture.user("value-two@example.com").await;
+    let group = fixture.group("Value removal", &[&one, &two]).await;
+    let target = format!("/Groups/{group}");
+    let reply = fixture
+        .patch(
+            &target,
+            json!([{ "op": "remove", "path": "members.value" }]),
+        )
+        .await;
+    reply.expect_error(400, Some("invalidPath"), "PATCH remove members.value");
+    assert_eq!(
+        sorted(
+            &fixture
+                .member_ids(&group)
+                .await
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        ),
+        sorted(&[&one, &two]),
+        "expected both members to remain"
     );
 }
