@@ -93,8 +93,13 @@ impl Portcullis {
                 ))
             }
         };
+        // A path with `;` parameters is never public: the normalised path
+        // drops them, but the dashboard receives them and may route on them.
+        let has_parameters = request_path(request).is_ok_and(|raw| raw.contains(';'));
         let route = match route::classify(&path) {
-            Route::Upstream if self.auth.access_policy().is_public(&path) => Route::Public,
+            Route::Upstream if !has_parameters && self.auth.access_policy().is_public(&path) => {
+                Route::Public
+            }
             route => route,
         };
         ctx.route = Some(route);

@@ -10,6 +10,7 @@ use reqwest::header::ACCEPT;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
+use crate::support::scim::raw_get;
 use crate::support::scim::{ScimClient, SCIM_MEDIA_TYPE};
 use crate::support::{set_cookies_named, Browser, Echo, Stack, StackOptions, SESSION_COOKIE};
 
@@ -217,6 +218,8 @@ async fn public_paths_need_no_session() {
         "/echo/public",
         "/echo/publicx/a",
         "/echo/private",
+        "/healthz;x",
+        "/echo/public;a/report",
     ] {
         let response = anonymous.fetch_json(&stack.proxy_url(path)).await;
         assert_eq!(
@@ -224,6 +227,19 @@ async fn public_paths_need_no_session() {
             StatusCode::UNAUTHORIZED,
             "expected {path} to need a session"
         );
+    }
+    // A leading `//` would be read by many servers as a host name, turning
+    // //echo/public/x into another path at the dashboard.
+    // They are sent over a raw socket, because a URL library would read
+    // them as a host name too.
+    for path in ["//echo/public/x", "/echo//public/x", "///healthz"] {
+        let reply = raw_get(
+            &stack.portcullis.proxy,
+            path,
+            &[("Accept", "application/json")],
+        )
+        .await;
+        assert_eq!(reply.status, 400, "expected {path} to be rejected");
     }
 
     let alice = stack.signed_in("alice").await;
