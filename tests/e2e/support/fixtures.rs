@@ -16,6 +16,12 @@ use super::process::ChildGuard;
 /// wide margin for a loaded one.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Time one provider start gets before it is abandoned and tried again.
+const IDP_START_ATTEMPT: Duration = Duration::from_secs(20);
+
+/// Provider starts tried before a test fails.
+const IDP_START_ATTEMPTS: u32 = 3;
+
 /// Client id and secret registered at the provider and configured in
 /// portcullis.
 pub const CLIENT_ID: &str = "portcullis";
@@ -128,17 +134,36 @@ impl Idp {
     /// (and key id) and no grants, and waits until it is ready. Each start
     /// logs to its own file, so the ready line of an earlier start does not
     /// count.
+    ///
+    /// NOTE: on a loaded machine a provider process has been seen to stop
+    /// after loading oidc-provider and never listen; the cause is not known.
+    /// Such a start is abandoned after [`IDP_START_ATTEMPT`] and tried again,
+    /// up to [`IDP_START_ATTEMPTS`] times.
     pub async fn restart(&mut self) {
         self.stop();
-        self.starts += 1;
-        let mut command = node_command("idp.mjs");
-        command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let log = self.dir.join(format!("idp-{}.log", self.starts));
-        let mut process = ChildGuard::spawn("idp", command, &log);
-        process
-            .wait_for_log_line("idp listening on ", READY_TIMEOUT)
-            .await;
-        self.process = Some(process);
+        for attempt in 1..=IDP_START_ATTEMPTS {
+            self.starts += 1;
+            let mut command = node_command("idp.mjs");
+            command.envs(self.env.iter().map(|(k, v)| (k, v)));
+            let log = self.dir.join(format!("idp-{}.log", self.starts));
+            let mut process = ChildGuard::spawn("idp", command, &log);
+            if attempt == IDP_START_ATTEMPTS {
+                process
+                    .wait_for_log_line("idp listening on ", READY_TIMEOUT)
+                    .await;
+            } else if !process
+                .log_line_within("idp listening on ", IDP_START_ATTEMPT)
+                .await
+            {
+                eprintln!(
+                    "idp start {attempt} was not ready within {IDP_START_ATTEMPT:?}; retrying"
+                );
+                process.kill();
+                continue;
+            }
+            self.process = Some(process);
+            return;
+        }
     }
 
     /// Reads the request counters at `/test/stats`, which exist only when

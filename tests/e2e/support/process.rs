@@ -63,6 +63,22 @@ impl ChildGuard {
             .unwrap_or_else(|e| panic!("cannot check whether {} exited: {e}", self.name))
     }
 
+    /// Waits until a line of the log starts with `prefix`; returns false
+    /// when the process exits first or `timeout` passes.
+    pub async fn log_line_within(&mut self, prefix: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log_contents().lines().any(|l| l.starts_with(prefix)) {
+                return true;
+            }
+            if self.exit_status().is_some() {
+                return false;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        false
+    }
+
     /// Waits until a line of the log starts with `prefix`. Panics with the log
     /// when the process exits first or `timeout` passes.
     pub async fn wait_for_log_line(&mut self, prefix: &str, timeout: Duration) {
