@@ -1,0 +1,35 @@
+# Build the portcullis image that charts/portcullis runs:
+#   docker build -t portcullis:0.1.0 .
+# Stage 1 compiles a release binary; stage 2 is a slim Debian with only the
+# binary, CA certificates (for the OpenID provider's HTTPS) and a non-root user.
+
+# Cargo.toml requires Rust 1.85 or later; 1.95 is the toolchain the test
+# suite runs with.
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-bookworm AS builder
+# Pingora's build needs cmake.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cmake \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bin portcullis \
+    && install -m 0755 target/release/portcullis /portcullis
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+# A fixed UID and GID, so runAsUser and fsGroup in the chart match the image.
+RUN groupadd --system --gid 10001 portcullis \
+    && useradd --system --uid 10001 --gid portcullis --home-dir /var/lib/portcullis \
+       --no-create-home --shell /usr/sbin/nologin portcullis \
+    && install -d -o portcullis -g portcullis -m 0750 /var/lib/portcullis /etc/portcullis
+COPY --from=builder /portcullis /usr/local/bin/portcullis
+USER 10001:10001
+WORKDIR /var/lib/portcullis
+EXPOSE 8080 9090
+ENTRYPOINT ["portcullis"]
+CMD ["serve", "--config", "/etc/portcullis/portcullis.toml"]
