@@ -1,0 +1,104 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "portcullis.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Name of every object: the release name, plus the chart name unless the release already contains it. */}}
+{{- define "portcullis.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "portcullis.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "portcullis.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "portcullis.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "portcullis.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "portcullis.secretName" -}}
+{{- default (include "portcullis.fullname" .) .Values.secret.existingSecret }}
+{{- end }}
+
+{{/* Directory where the Secret's keys appear as files. */}}
+{{- define "portcullis.secretDir" -}}
+/var/run/secrets/portcullis
+{{- end }}
+
+{{/* Default terminationGracePeriodSeconds: portcullis's grace period and shutdown timeout, the preStop sleep, and 10 s of margin. */}}
+{{- define "portcullis.terminationGracePeriod" -}}
+{{- $server := .Values.config.server }}
+{{- $minimum := add $server.gracePeriodSeconds $server.shutdownTimeoutSeconds .Values.preStopSleepSeconds }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add $minimum 10 }}
+{{- else if le (int .Values.terminationGracePeriodSeconds) (int $minimum) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be larger than config.server.gracePeriodSeconds + shutdownTimeoutSeconds + preStopSleepSeconds (%v), or the kubelet kills portcullis before in-flight requests finish" .Values.terminationGracePeriodSeconds $minimum) }}
+{{- else }}
+{{- .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+Reject value combinations that render but cannot work. Sessions in memory
+and a SQLite file are private to one process, so several replicas would
+sign users out at random and split the directory.
+*/}}
+{{- define "portcullis.validate" -}}
+{{- $v := .Values }}
+{{- $_ := required "publicUrl is required: the URL browsers use to reach portcullis, such as https://dashboard.example.com" $v.publicUrl }}
+{{- $_ = required "config.upstream.url is required: the dashboard's Service, such as http://dashboard.default.svc:3000 (http://127.0.0.1:<port> in sidecar mode)" $v.config.upstream.url }}
+{{- $_ = required "config.oidc.issuer is required, such as https://<org>.okta.com" $v.config.oidc.issuer }}
+{{- $_ = required "config.oidc.clientId is required: the client id of the app integration" $v.config.oidc.clientId }}
+{{- if not (has $v.config.session.store (list "memory" "redis")) }}
+{{- fail (printf "config.session.store must be \"memory\" or \"redis\", not %q" $v.config.session.store) }}
+{{- end }}
+{{- if not (has $v.config.directory.backend (list "sqlite" "postgres")) }}
+{{- fail (printf "config.directory.backend must be \"sqlite\" or \"postgres\", not %q" $v.config.directory.backend) }}
+{{- end }}
+{{- if and (not $v.sidecar.enabled) (or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled) }}
+{{- if eq $v.config.session.store "memory" }}
+{{- fail "replicaCount > 1 or autoscaling.enabled needs config.session.store: redis, because in-memory sessions are private to one pod. Set config.session.store=redis and secret.redisUrl (or the redis-url key of secret.existingSecret), or run one replica." }}
+{{- end }}
+{{- if eq $v.config.directory.backend "sqlite" }}
+{{- fail "replicaCount > 1 or autoscaling.enabled needs config.directory.backend: postgres, because a SQLite directory belongs to one pod. Set config.directory.backend=postgres and secret.databaseUrl (or the database-url key of secret.existingSecret), or run one replica." }}
+{{- end }}
+{{- end }}
+{{- if not $v.secret.existingSecret }}
+{{- $_ = required "secret.clientSecret is required (or name a Secret with key client-secret in secret.existingSecret)" $v.secret.clientSecret }}
+{{- if not $v.secret.cookieKeys }}
+{{- fail "secret.cookieKeys needs at least one key of 32 or more characters (or name a Secret with key cookie-keys in secret.existingSecret); generate one with: openssl rand -base64 48" }}
+{{- end }}
+{{- range $v.secret.cookieKeys }}
+{{- if lt (len .) 32 }}
+{{- fail "every entry of secret.cookieKeys must be at least 32 characters long; generate one with: openssl rand -base64 48" }}
+{{- end }}
+{{- end }}
+{{- if eq $v.config.session.store "redis" }}
+{{- $_ = required "secret.redisUrl is required when config.session.store is redis, such as redis://:PASSWORD@redis-master:6379/0" $v.secret.redisUrl }}
+{{- end }}
+{{- if eq $v.config.directory.backend "postgres" }}
+{{- $_ = required "secret.databaseUrl is required when config.directory.backend is postgres, such as postgres://portcullis:PASSWORD@postgres:5432/portcullis" $v.secret.databaseUrl }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret's keys that this configuration reads. */}}
+{{- define "portcullis.secretKeys" -}}
+{{- $keys := list "client-secret" "cookie-keys" }}
+{{- if eq .Values.config.session.store "redis" }}{{ $keys = append $keys "redis-url" }}{{ end }}
+{{- if eq .Values.config.directory.backend "postgres" }}{{ $keys = append $keys "database-url" }}{{ end }}
+{{- join "," $keys }}
+{{- end }}
