@@ -28,6 +28,10 @@ cargo test --all-targets "$@"
 echo "test: cargo test --test e2e -- --ignored (scale tests)"
 cargo test --test e2e -- --ignored --test-threads=1
 
+# The Helm chart, rendered and validated offline; no cluster is contacted.
+echo "test: scripts/check-chart.sh"
+bash scripts/check-chart.sh
+
 # The README's quick start, on the binary the end-to-end tests just built.
 # A plain `cargo build` would compile another variant, because the
 # dev-dependencies enable more features of shared crates.
