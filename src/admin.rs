@@ -1,4 +1,4 @@
-//! The admin listener: `/livez` and `/readyz`, on a port of their own so the
+//! The admin listener: `/livez`, `/readyz` and `/metrics`, on a port of their own so the
 //! proxy port never answers them (there they are ordinary dashboard paths).
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use crate::auth::Provider;
 use crate::directory::Directory;
 use crate::session::SessionStore;
 
-/// Answers the probes.
+/// Serves the probes and the metrics.
 pub struct AdminApp {
     store: Arc<dyn SessionStore>,
     provider: Arc<Provider>,
@@ -72,12 +72,25 @@ impl ServeHttp for AdminApp {
                     )
                 }
             }
+            "/metrics" => metrics_text(),
             _ => json(
                 StatusCode::NOT_FOUND,
                 serde_json::json!({ "error": "not_found" }),
             ),
         }
     }
+}
+
+/// Renders the metrics in the Prometheus text exposition format 0.0.4.
+fn metrics_text() -> Response<Vec<u8>> {
+    let body = crate::metrics::metrics().render().into_bytes();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .expect("static status and headers form a valid response")
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8>> {

@@ -15,7 +15,8 @@
 //! | [`tokens`] | API tokens: generation, SHA-256 hashes, constant-time verification | the SCIM handler, the CLI |
 //! | [`web`] | cookie parsing, path normalisation and local responses (redirects, pages, JSON errors) | [`auth`], [`proxy`] |
 //! | [`cli`] | the `token` and `user` administration commands | `main` |
-//! | [`admin`] | `/livez` and `/readyz` on the admin listener | Pingora admin service |
+//! | [`admin`] | `/livez`, `/readyz` and `/metrics` on the admin listener | Pingora admin service |
+//! | [`metrics`] | the Prometheus registry: request, login, session-store, refresh, SCIM, revocation and provider-fetch families | the `logging` hook, [`auth`], [`session`], the admin `/metrics` |
 //! | [`logging`] | `tracing` set-up, JSON or text, with Pingora's `log` records bridged in | `main` |
 //!
 //! A request on the proxy listener is classified on its normalised path in
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod scim;
 pub mod server;

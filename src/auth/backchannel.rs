@@ -226,6 +226,10 @@ impl Auth {
     /// Ends the sessions `target` names, falling back to every session of
     /// the user when no session has the token's `sid`.
     async fn end_sessions(&self, target: LogoutTarget) -> Result<(), StoreError> {
+        crate::metrics::metrics()
+            .revocations
+            .with_label_values(&["backchannel_logout"])
+            .inc();
         let kind = target.key.kind();
         let ended = self.sessions.revoke(target.key).await?;
         tracing::info!(

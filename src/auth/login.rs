@@ -98,54 +98,59 @@ impl Auth {
     /// fresh session and redirects to the page first requested.
     pub async fn finish_login(&self, headers: &HeaderMap, query: Option<&str>) -> LocalResponse {
         let Some(params) = parse_callback_query(query.unwrap_or_default()) else {
-            return sign_in_again_page(
+            let page = sign_in_again_page(
                 StatusCode::BAD_REQUEST,
                 "The sign-in response is malformed: a parameter appears more than once.",
             );
+            return login_error("invalid_callback", page);
         };
         let Some(state) = params.state else {
-            return sign_in_again_page(
+            let page = sign_in_again_page(
                 StatusCode::BAD_REQUEST,
                 "The sign-in response has no state parameter.",
             );
+            return login_error("invalid_callback", page);
         };
         // The flow is read first and taken only once the binding cookie
         // matches, so a callback replayed from another browser cannot use up
         // the login of the browser that started it.
         let flow = match self.read_flow(&state, false).await {
             Ok(flow) => flow,
-            Err(page) => return page,
+            Err(page) => return login_error("session_store", page),
         };
         let Some(flow) = flow else {
-            return self.unknown_state(headers).await;
+            return login_error("unknown_state", self.unknown_state(headers).await);
         };
         if !self.binding_matches(headers, &flow.binding_hash) {
             tracing::warn!("login callback from a browser that did not start the login");
-            return sign_in_again_page(
+            let page = sign_in_again_page(
                 StatusCode::BAD_REQUEST,
                 "This sign-in was started in another browser or its cookie was lost. Start again from this browser.",
             );
+            return login_error("binding_mismatch", page);
         }
         let flow = match self.read_flow(&state, true).await {
             Ok(Some(flow)) => flow,
-            Ok(None) => return self.unknown_state(headers).await,
-            Err(page) => return page,
+            Ok(None) => return login_error("unknown_state", self.unknown_state(headers).await),
+            Err(page) => return login_error("session_store", page),
         };
         if let Some(error) = params.error {
             let detail = params.error_description.unwrap_or_default();
             // Both values come from the query string, so they are logged in
             // their escaped Debug form: a newline cannot forge a log line.
             tracing::info!(error = ?error, detail = ?detail, "provider returned an error to the callback");
+            record_login("denied", "provider");
             return sign_in_again_page(
                 StatusCode::FORBIDDEN,
                 &format!("The identity provider did not complete the sign-in ({error})."),
             );
         }
         let Some(code) = params.code else {
-            return sign_in_again_page(
+            let page = sign_in_again_page(
                 StatusCode::BAD_REQUEST,
                 "The sign-in response has no authorization code.",
             );
+            return login_error("invalid_callback", page);
         };
         self.create_session(headers, code, flow).await
     }
@@ -162,11 +167,15 @@ impl Auth {
             .await
         {
             Ok(login) => login,
-            Err(error) => return login_failed_page(&error),
+            Err(error) => return login_error("token_exchange", login_failed_page(&error)),
         };
         let directory_groups = match self.admit(&login.identity).await {
             Ok(groups) => groups,
-            Err(page) => return page,
+            Err(page) if page.status == StatusCode::FORBIDDEN => {
+                record_login("denied", "policy");
+                return page;
+            }
+            Err(page) => return login_error("directory", page),
         };
         // Any session the browser already holds ends here, so a session id
         // planted before login is never carried over.
@@ -188,10 +197,12 @@ impl Auth {
             Ok(id) => id,
             Err(error) => {
                 tracing::error!(error = %error, "cannot store new session");
-                return store_unavailable_page();
+                return login_error("session_store", store_unavailable_page());
             }
         };
         tracing::info!(user = %session.identity.subject, "login succeeded");
+        record_login("success", "none");
+        crate::metrics::metrics().sessions_created.inc();
         LocalResponse::redirect(&flow.return_to).with_cookie(self.session_cookie(&id))
     }
 
@@ -302,6 +313,23 @@ impl Auth {
             }
         }
     }
+}
+
+/// Counts a finished login. Reasons are a fixed set: `none` on success,
+/// `provider` and `policy` for denials, and `invalid_callback`,
+/// `unknown_state`, `binding_mismatch`, `token_exchange`, `directory` and
+/// `session_store` for errors.
+fn record_login(outcome: &'static str, reason: &'static str) {
+    crate::metrics::metrics()
+        .logins
+        .with_label_values(&[outcome, reason])
+        .inc();
+}
+
+/// Counts a login that failed for `reason` and returns its `page`.
+fn login_error(reason: &'static str, page: LocalResponse) -> LocalResponse {
+    record_login("error", reason);
+    page
 }
 
 fn is_binding_value(value: &str) -> bool {

@@ -335,7 +335,18 @@ impl Provider {
         self.load().await.map(drop)
     }
 
+    /// Fetches discovery metadata and JWKS, counting the outcome.
     async fn load(&self) -> Result<Arc<Discovered>, ProviderError> {
+        let loaded = self.fetch_discovered().await;
+        let outcome = if loaded.is_ok() { "success" } else { "error" };
+        crate::metrics::metrics()
+            .provider_fetches
+            .with_label_values(&[outcome])
+            .inc();
+        loaded
+    }
+
+    async fn fetch_discovered(&self) -> Result<Arc<Discovered>, ProviderError> {
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| ProviderError::Discovery(format!("invalid issuer: {e}")))?;
         let timeout = self.settings.http_timeout;

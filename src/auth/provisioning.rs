@@ -220,6 +220,10 @@ impl SessionRevocation {
 #[async_trait]
 impl SessionRevoker for SessionRevocation {
     async fn revoke_user(&self, user: &UserIdentifiers) -> Result<usize, RevocationError> {
+        crate::metrics::metrics()
+            .revocations
+            .with_label_values(&["deprovisioning"])
+            .inc();
         let mut ended = 0;
         let mut first_error = None;
         for key in revocation_keys(user, self.match_claim) {

@@ -133,6 +133,15 @@ impl Auth {
     }
 }
 
+/// Counts a refresh by outcome: `success`, `rejected` (the session ends)
+/// or `error` (the session is kept and retried later).
+fn record_refresh(outcome: &'static str) {
+    crate::metrics::metrics()
+        .token_refreshes
+        .with_label_values(&[outcome])
+        .inc();
+}
+
 /// The owned state of the lock holder, so it can run in its own task.
 struct Redeemer {
     provider: Arc<Provider>,
@@ -168,7 +177,10 @@ impl Redeemer {
             .provider
             .refresh(&refresh_token, &session.identity.subject);
         match renew_while(lock, call).await {
-            Ok(tokens) => self.store_refreshed(apply_tokens(session, tokens)).await,
+            Ok(tokens) => {
+                record_refresh("success");
+                self.store_refreshed(apply_tokens(session, tokens)).await
+            }
             Err(error) => self.handle_failure(session, error).await,
         }
     }
@@ -196,11 +208,13 @@ impl Redeemer {
             | ProviderError::InvalidIdToken(_)
             | ProviderError::EmailNotVerified => {
                 tracing::info!(user, error = %error, "token refresh rejected; ending the session");
+                record_refresh("rejected");
                 self.sessions.delete(&self.id).await?;
                 Ok(None)
             }
             _ => {
                 tracing::warn!(user, error = %error, retry_in_s = RETRY_BACKOFF.as_secs(), "token refresh failed; keeping the session");
+                record_refresh("error");
                 self.back_off(session).await
             }
         }

@@ -40,6 +40,11 @@ pub struct RequestContext {
     started: Instant,
     request_id: String,
     route: Option<Route>,
+    /// The normalised path without the query, for the access log and the
+    /// SCIM metrics; `None` when the path was rejected.
+    path: Option<String>,
+    /// When `upstream_peer` ran, so the request was forwarded to the dashboard.
+    upstream_started: Option<Instant>,
     identity: Option<Arc<Identity>>,
     /// The value of `X-Forwarded-Groups-Source` when `identity` is set.
     groups_source: Option<&'static str>,
@@ -103,6 +108,11 @@ impl Portcullis {
             route => route,
         };
         ctx.route = Some(route);
+        // Only the SCIM route needs the path below here, so the path itself
+        // moves into the context, for the access log, without a copy.
+        let scim_subpath = (route == Route::Scim)
+            .then(|| route::scim_subpath(&path).unwrap_or_default().to_owned());
+        ctx.path = Some(path);
         let headers = &request.headers;
         let query = request.uri.query();
         match route {
@@ -119,9 +129,7 @@ impl Portcullis {
                 "There is no such sign-in endpoint.",
                 None,
             )),
-            Route::Scim => {
-                Decision::Scim(route::scim_subpath(&path).unwrap_or_default().to_owned())
-            }
+            Route::Scim => Decision::Scim(scim_subpath.unwrap_or_default()),
             Route::Upstream => self.require_session(request, ctx).await,
             Route::Public => self.forward_public(request, ctx).await,
         }
@@ -284,6 +292,44 @@ fn start_target(query: Option<&str>) -> String {
         .unwrap_or_else(|| "/".to_owned())
 }
 
+/// Records the request in the process-wide metrics.
+fn record_metrics(session: &Session, ctx: &RequestContext, status: u16) {
+    let metrics = crate::metrics::metrics();
+    let route = ctx.route.map_or("invalid", Route::label);
+    metrics.record_request(route, status, ctx.started.elapsed());
+    if let Some(upstream_started) = ctx.upstream_started {
+        metrics.record_upstream(status, upstream_started.elapsed());
+    }
+    if ctx.route == Some(Route::Scim) {
+        let subpath = ctx.path.as_deref().and_then(route::scim_subpath);
+        metrics.record_scim(
+            subpath.unwrap_or_default(),
+            &session.req_header().method,
+            status,
+        );
+    }
+}
+
+/// Writes the access log line. The path is the normalised one, so neither
+/// the query string (which can carry an authorization code) nor a rejected
+/// raw path reaches the log.
+fn log_access(session: &Session, error: Option<&Error>, ctx: &RequestContext, status: u16) {
+    let request = session.req_header();
+    let user = ctx.identity.as_ref().map(|i| i.subject.as_str());
+    tracing::info!(
+        target: "portcullis::access",
+        request_id = %ctx.request_id,
+        method = %request.method,
+        path = ctx.path.as_deref().unwrap_or("-"),
+        status,
+        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+        route = ctx.route.map_or("invalid", Route::label),
+        user,
+        error = error.map(|e| e.to_string()),
+        "request"
+    );
+}
+
 fn new_request_id() -> String {
     use rand::Rng;
     format!("{:016x}", rand::thread_rng().gen::<u64>())
@@ -298,6 +344,8 @@ impl ProxyHttp for Portcullis {
             started: Instant::now(),
             request_id: new_request_id(),
             route: None,
+            path: None,
+            upstream_started: None,
             identity: None,
             groups_source: None,
             set_cookie: None,
@@ -324,8 +372,9 @@ impl ProxyHttp for Portcullis {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestContext,
+        ctx: &mut RequestContext,
     ) -> pingora::Result<Box<HttpPeer>> {
+        ctx.upstream_started = Some(Instant::now());
         let mut peer = HttpPeer::new(self.upstream, false, String::new());
         peer.options.connection_timeout = Some(self.connect_timeout);
         Ok(Box::new(peer))
@@ -399,20 +448,7 @@ impl ProxyHttp for Portcullis {
         let status = session
             .response_written()
             .map_or(0, |response| response.status.as_u16());
-        let request = session.req_header();
-        let path = request.uri.path();
-        let user = ctx.identity.as_ref().map(|i| i.subject.as_str());
-        tracing::info!(
-            target: "portcullis::access",
-            request_id = %ctx.request_id,
-            method = %request.method,
-            path = %path,
-            status,
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-            route = ctx.route.map_or("invalid", Route::label),
-            user,
-            error = error.map(|e| e.to_string()),
-            "request"
-        );
+        record_metrics(session, ctx, status);
+        log_access(session, error, ctx, status);
     }
 }

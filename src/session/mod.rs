@@ -15,6 +15,7 @@ pub mod store;
 #[cfg(test)]
 mod test_redis;
 
+use crate::metrics::metrics;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -144,9 +145,12 @@ impl Sessions {
         let id = SessionId::generate();
         let (key, sealed) = seal_record(SESSION_PREFIX, id.as_bytes(), session);
         let indexes = revocation::index_keys(session);
-        self.store
+        let stored = self
+            .store
             .put_indexed(&key, sealed, session_lifetime(session), &indexes)
-            .await?;
+            .await;
+        metrics().record_store("create", &stored);
+        stored?;
         Ok(id)
     }
 
@@ -159,7 +163,9 @@ impl Sessions {
             return Ok(Some(session));
         }
         let generation = self.cache.generation();
-        let session: Option<Session> = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await?;
+        let loaded = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await;
+        metrics().record_store("load", &loaded);
+        let session: Option<Session> = loaded?;
         let session = session.filter(|s| !s.is_expired());
         if let Some(session) = &session {
             self.cache.insert(&key, session, generation);
@@ -170,7 +176,9 @@ impl Sessions {
     /// Loads the session `id` from the store, past the in-process cache, for
     /// decisions that another replica's write may have changed.
     pub async fn load_uncached(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let session: Option<Session> = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await?;
+        let loaded = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await;
+        metrics().record_store("load", &loaded);
+        let session: Option<Session> = loaded?;
         Ok(session.filter(|s| !s.is_expired()))
     }
 
@@ -183,7 +191,9 @@ impl Sessions {
         let updated = self
             .store
             .put_existing(&key, sealed, session_lifetime(session))
-            .await?;
+            .await;
+        metrics().record_store("update", &updated);
+        let updated = updated?;
         self.forget(&[key]).await;
         Ok(updated)
     }
@@ -191,7 +201,13 @@ impl Sessions {
     /// Deletes the session `id`, here and in every replica's cache.
     pub async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         let key = storage_key(SESSION_PREFIX, id.as_bytes());
-        self.store.delete(&key).await?;
+        let deleted = self.store.delete(&key).await;
+        metrics().record_store("delete", &deleted);
+        deleted?;
+        metrics()
+            .sessions_ended
+            .with_label_values(&["deleted"])
+            .inc();
         self.forget(&[key]).await;
         Ok(())
     }

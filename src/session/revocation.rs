@@ -90,11 +90,17 @@ impl Sessions {
     /// after the revocation. Then every replica drops its cached copies. An
     /// error means nothing was revoked, and the call may be repeated.
     pub async fn revoke(&self, key: RevocationKey) -> Result<usize, StoreError> {
-        let removed = self.store.take_index(&key.index_key()).await?;
+        let taken = self.store.take_index(&key.index_key()).await;
+        crate::metrics::metrics().record_store("revoke", &taken);
+        let removed = taken?;
         if removed.is_empty() {
             return Ok(0);
         }
         self.forget(&removed).await;
+        crate::metrics::metrics()
+            .sessions_ended
+            .with_label_values(&["revoked"])
+            .inc_by(removed.len() as u64);
         tracing::info!(
             index = key.kind(),
             sessions = removed.len(),

@@ -178,8 +178,16 @@ impl MemoryStore {
                 expires_at: now + ttl,
             },
         );
+        record_entry_count(state);
         Ok(())
     }
+}
+
+/// Sets the memory-store gauge. With several stores in one process (only
+/// in tests) it shows the one written last.
+fn record_entry_count(state: &MemoryState) {
+    let count = i64::try_from(state.entries.len()).unwrap_or(i64::MAX);
+    crate::metrics::metrics().memory_store_entries.set(count);
 }
 
 #[async_trait]
@@ -200,15 +208,17 @@ impl SessionStore for MemoryStore {
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut state = self.lock();
-        Ok(state
-            .entries
-            .remove(key)
+        let taken = state.entries.remove(key);
+        record_entry_count(&state);
+        Ok(taken
             .filter(|entry| entry.expires_at > Instant::now())
             .map(|entry| entry.value))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.lock().entries.remove(key);
+        let mut state = self.lock();
+        state.entries.remove(key);
+        record_entry_count(&state);
         Ok(())
     }
 
