@@ -20,6 +20,7 @@ mod headers;
 mod keys;
 mod lifecycle;
 mod login;
+mod observability;
 mod okta_spec;
 mod redirect_loops;
 mod refresh;

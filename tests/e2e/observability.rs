@@ -1,0 +1,205 @@
+//! What operators see: the Prometheus families at `/metrics` on the admin
+//! listener, and an access log that never carries a credential.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::support::fixtures::CLIENT_SECRET;
+use crate::support::{Stack, BINDING_COOKIE};
+
+/// Returns the value of the sample `series` (name and labels exactly as
+/// rendered), or `None` when `/metrics` does not list it.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+async fn fetch_metrics(stack: &Stack) -> String {
+    let url = stack.admin_url("/metrics");
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("HTTP client builds")
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
+    assert_eq!(response.status(), StatusCode::OK, "status of GET {url}");
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "expected the Prometheus text format, got {content_type:?}"
+    );
+    response.text().await.expect("the metrics body is text")
+}
+
+/// Pingora runs the `logging` hook after the response is sent, so a client
+/// can read `/metrics` or the log before the last request is recorded. The
+/// tests retry this many times, this far apart.
+const RECORD_RETRIES: u32 = 50;
+const RECORD_RETRY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Fetches `/metrics` until `series` has a sample of at least 1, and
+/// returns the last text fetched.
+async fn metrics_with(stack: &Stack, series: &str) -> String {
+    let mut metrics = fetch_metrics(stack).await;
+    for _ in 0..RECORD_RETRIES {
+        if sample(&metrics, series).is_some_and(|value| value >= 1.0) {
+            break;
+        }
+        tokio::time::sleep(RECORD_RETRY_INTERVAL).await;
+        metrics = fetch_metrics(stack).await;
+    }
+    metrics
+}
+
+#[tokio::test]
+async fn metrics_count_login_proxy_and_scim() {
+    let stack = Stack::start().await;
+    let browser = stack.signed_in("alice").await;
+
+    let proxied = browser
+        .fetch_json(&stack.proxy_url("/reports?page=2"))
+        .await;
+    assert_eq!(proxied.status(), StatusCode::OK, "signed-in API call");
+
+    let anonymous = stack.browser();
+    let unauthorized = anonymous.fetch_json(&stack.proxy_url("/api/data")).await;
+    assert_eq!(
+        unauthorized.status(),
+        StatusCode::UNAUTHORIZED,
+        "API call without a session"
+    );
+
+    let token = stack.portcullis.token();
+    let scim = anonymous
+        .client()
+        .get(stack.proxy_url("/scim/v2/Users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("SCIM request is sent");
+    assert_eq!(scim.status(), StatusCode::OK, "SCIM list of Users");
+
+    // The SCIM request is the last one sent.
+    let metrics = metrics_with(
+        &stack,
+        r#"portcullis_requests_total{route="scim",status="2xx"}"#,
+    )
+    .await;
+    let expected = [
+        r#"portcullis_requests_total{route="upstream",status="2xx"}"#,
+        r#"portcullis_requests_total{route="upstream",status="4xx"}"#,
+        r#"portcullis_requests_total{route="callback",status="3xx"}"#,
+        r#"portcullis_requests_total{route="scim",status="2xx"}"#,
+        r#"portcullis_request_duration_seconds_count{route="upstream"}"#,
+        r#"portcullis_upstream_duration_seconds_count{status="2xx"}"#,
+        r#"portcullis_logins_total{outcome="success",reason="none"}"#,
+        r#"portcullis_sessions_created_total"#,
+        r#"portcullis_session_store_operations_total{operation="create"}"#,
+        r#"portcullis_scim_operations_total{method="GET",resource="Users",status="2xx"}"#,
+        r#"portcullis_provider_fetches_total{outcome="success"}"#,
+    ];
+    for series in expected {
+        let value = sample(&metrics, series);
+        assert!(
+            value.is_some_and(|value| value >= 1.0),
+            "expected {series} >= 1, got {value:?} in:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains("/reports") && !metrics.contains("alice"),
+        "no path or user may appear as a label:\n{metrics}"
+    );
+}
+
+fn is_access_line(line: &str, path: &str) -> bool {
+    line.contains("portcullis::access") && line.contains(path)
+}
+
+#[tokio::test]
+async fn log_carries_no_credentials() {
+    let stack = Stack::start().await;
+    let browser = stack.browser();
+    let authorization = browser.start_login("/").await;
+    let callback = browser.authorize_at_idp(&authorization, "alice").await;
+    let code = callback
+        .query_pairs()
+        .find(|(name, _)| name == "code")
+        .map(|(_, value)| value.into_owned())
+        .expect("the callback URL carries an authorization code");
+    let binding = browser
+        .cookie(BINDING_COOKIE, &callback)
+        .expect("the browser holds the login binding cookie at the callback");
+    let landing = browser.finish_login(&callback).await;
+    assert_eq!(
+        landing.status(),
+        StatusCode::OK,
+        "login ends on the dashboard"
+    );
+    let session = browser
+        .session_cookie()
+        .expect("a session cookie after login");
+
+    let token = stack.portcullis.token();
+    let scim = browser
+        .client()
+        .get(stack.proxy_url("/scim/v2/Users?count=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("SCIM request is sent");
+    assert_eq!(scim.status(), StatusCode::OK, "SCIM list of Users");
+
+    let dashboard_authorization = "Bearer dashboard-credential-6d1f0c";
+    let dashboard = browser
+        .client()
+        .get(stack.proxy_url("/api/data?key=1"))
+        .header(reqwest::header::AUTHORIZATION, dashboard_authorization)
+        .send()
+        .await
+        .expect("dashboard request is sent");
+    assert_eq!(dashboard.status(), StatusCode::OK, "dashboard API call");
+
+    let mut log = stack.portcullis.log();
+    for _ in 0..RECORD_RETRIES {
+        if log.lines().any(|line| is_access_line(line, "/api/data")) {
+            break;
+        }
+        tokio::time::sleep(RECORD_RETRY_INTERVAL).await;
+        log = stack.portcullis.log();
+    }
+    let access_line = log
+        .lines()
+        .find(|line| is_access_line(line, "/api/data"))
+        .unwrap_or_else(|| panic!("expected an access log line for /api/data in:\n{log}"));
+    assert!(
+        !access_line.contains("key=1"),
+        "the access log must show the path without its query: {access_line}"
+    );
+    let secrets = [
+        ("session cookie value", session.as_str()),
+        ("login binding cookie value", binding.as_str()),
+        ("SCIM token", token.as_str()),
+        ("client secret", CLIENT_SECRET),
+        ("ID token (a JWT)", "eyJ"),
+        ("authorization code", code.as_str()),
+        ("dashboard Authorization value", dashboard_authorization),
+        (
+            "dashboard Authorization credential",
+            "dashboard-credential-6d1f0c",
+        ),
+    ];
+    for (what, secret) in secrets {
+        assert!(!secret.is_empty(), "{what} must not be empty");
+        assert!(!log.contains(secret), "the log contains the {what}:\n{log}");
+    }
+}
