@@ -10,6 +10,7 @@ use pingora::protocols::http::ServerSession;
 
 use crate::auth::Provider;
 use crate::directory::Directory;
+use crate::lifecycle::Lifecycle;
 use crate::session::SessionStore;
 
 /// Serves the probes and the metrics.
@@ -17,20 +18,24 @@ pub struct AdminApp {
     store: Arc<dyn SessionStore>,
     provider: Arc<Provider>,
     directory: Option<Arc<dyn Directory>>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl AdminApp {
     /// Creates the app over what it checks: the session store, the provider
-    /// and, when SCIM is enabled, the directory.
+    /// and, when SCIM is enabled, the directory. Readiness also turns false
+    /// once SIGTERM has arrived.
     pub fn new(
         store: Arc<dyn SessionStore>,
         provider: Arc<Provider>,
         directory: Option<Arc<dyn Directory>>,
+        lifecycle: Arc<Lifecycle>,
     ) -> Self {
         AdminApp {
             store,
             provider,
             directory,
+            lifecycle,
         }
     }
 
@@ -61,6 +66,10 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_owned();
         match path.as_str() {
             "/livez" => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
+            "/readyz" if self.lifecycle.is_draining() => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({ "status": "shutting_down" }),
+            ),
             "/readyz" => {
                 let failed = self.failed_checks().await;
                 if failed.is_empty() {

@@ -122,6 +122,30 @@ pub struct ServerConfig {
     /// After the grace period, background tasks get this long to stop.
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, readiness reports false at once but requests are still
+    /// accepted this long, so load balancers that poll readiness stop
+    /// sending traffic before the listener closes. The grace period starts
+    /// after it. Kubernetes users can use a preStop sleep instead.
+    #[serde(default, with = "humantime_serde")]
+    pub drain_delay: Duration,
+    /// An idle client connection is kept open this long between requests.
+    /// It must exceed the idle timeout of any load balancer in front, or
+    /// the balancer may send a request on a connection portcullis is closing.
+    #[serde(default = "default_keepalive_timeout", with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// Largest accepted request head (request line and headers), in bytes;
+    /// larger requests get 431.
+    #[serde(
+        default = "default_max_request_header_bytes",
+        deserialize_with = "de::number"
+    )]
+    pub max_request_header_bytes: usize,
+    /// Addresses or CIDR blocks of the proxies in front of portcullis (load
+    /// balancers, ingress controllers). Only their `X-Forwarded-*` and
+    /// `Forwarded` headers are passed on to the dashboard; other peers' are
+    /// replaced. Redirect URIs never depend on these headers.
+    #[serde(default, deserialize_with = "de::string_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[upstream]`: the protected dashboard.
@@ -133,6 +157,11 @@ pub struct UpstreamConfig {
     /// Time allowed to open a TCP connection to the dashboard.
     #[serde(default = "default_upstream_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Longest wait for the dashboard's response head, and then between two
+    /// reads of its body; a request that waits longer gets 504. Raise it for
+    /// slow reports, long polls and idle WebSockets.
+    #[serde(default = "default_upstream_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
 }
 
 /// `[oidc]`: the OpenID provider and this client's registration with it.
@@ -460,6 +489,15 @@ fn default_shutdown_timeout() -> Duration {
 fn default_upstream_connect_timeout() -> Duration {
     Duration::from_secs(5)
 }
+fn default_upstream_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_keepalive_timeout() -> Duration {
+    Duration::from_secs(620)
+}
+fn default_max_request_header_bytes() -> usize {
+    64 * 1024
+}
 fn default_scopes() -> Vec<String> {
     ["openid", "email", "profile"].map(String::from).to_vec()
 }
@@ -548,6 +586,8 @@ pub struct Settings {
     pub scim_base_url: Url,
     /// The directory URL, from the file or the configuration.
     pub directory_url: String,
+    /// The parsed `server.trusted_proxies`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Reads `path`, applies the process environment's overrides, reads secret
@@ -673,6 +713,8 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
     if config.server.threads == 0 {
         return Err(ConfigError::invalid("server.threads", "must be at least 1"));
     }
+    validate_limits(&config)?;
+    let trusted_proxies = parse_trusted_proxies(&config.server.trusted_proxies)?;
 
     let upstream_addr = validate_upstream_url(&config.upstream.url)?;
     validate_issuer(&config.oidc.issuer)?;
@@ -709,7 +751,57 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
         cookie_keys,
         scim_base_url,
         directory_url,
+        trusted_proxies,
     })
+}
+
+/// Pingora reads request heads of at most 1 MiB - 1 byte, whatever is set.
+const MAX_REQUEST_HEADER_LIMIT: usize = 1_048_575;
+
+/// Checks the timeouts and sizes that a zero or a huge value would break.
+fn validate_limits(config: &Config) -> Result<(), ConfigError> {
+    let header_bytes = config.server.max_request_header_bytes;
+    if !(1024..=MAX_REQUEST_HEADER_LIMIT).contains(&header_bytes) {
+        return Err(ConfigError::invalid(
+            "server.max_request_header_bytes",
+            format!("must be between 1024 and {MAX_REQUEST_HEADER_LIMIT}"),
+        ));
+    }
+    if config.server.keepalive_timeout < Duration::from_secs(1) {
+        return Err(ConfigError::invalid(
+            "server.keepalive_timeout",
+            "must be at least 1s",
+        ));
+    }
+    if config.upstream.read_timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "upstream.read_timeout",
+            "must be more than 0s",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `server.trusted_proxies`: CIDR blocks, or single addresses.
+fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        "server.trusted_proxies",
+                        format!(
+                            "{entry:?} is not an IP address or a CIDR block such as 10.0.0.0/8"
+                        ),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Checks a `tracing` filter. A bare word is read by `tracing` as a target

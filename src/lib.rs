@@ -35,6 +35,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

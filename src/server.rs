@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
@@ -18,7 +18,9 @@ use crate::auth::provisioning::{AccessControl, SessionRevocation};
 use crate::auth::{Auth, CookieSettings, Provider, ProviderSettings};
 use crate::config::{Config, SessionStoreKind, Settings};
 use crate::directory::{Directory, LazyDirectory};
-use crate::proxy::Portcullis;
+use crate::lifecycle::{ExitWhenIdle, Lifecycle, ShutdownSignals};
+use crate::proxy::forwarded::ForwardedHeaders;
+use crate::proxy::{Portcullis, ProxySettings};
 use crate::scim::handler::{ScimService, ScimSettings};
 use crate::session::{CookieCodec, MemoryStore, RedisStore, SessionStore, Sessions};
 
@@ -99,11 +101,22 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
             SessionRevocation::new(sessions.clone(), config.access.provisioned_match_claim);
         Arc::new(scim_service(&settings, directory.clone()).with_session_revoker(Arc::new(revoker)))
     });
+    let lifecycle = Lifecycle::new();
     let portcullis = Portcullis::new(
         auth,
         scim,
-        settings.upstream_addr,
-        config.upstream.connect_timeout,
+        ProxySettings {
+            upstream: settings.upstream_addr,
+            connect_timeout: config.upstream.connect_timeout,
+            read_timeout: config.upstream.read_timeout,
+            keepalive_seconds: whole_seconds(config.server.keepalive_timeout),
+            max_request_header_bytes: config.server.max_request_header_bytes,
+            forwarded: ForwardedHeaders::new(
+                settings.trusted_proxies.clone(),
+                &config.server.public_url,
+            ),
+        },
+        lifecycle.clone(),
     );
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -118,6 +131,7 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
             store,
             provider.clone(),
             config.scim.enabled.then_some(directory),
+            lifecycle.clone(),
         )),
     );
     admin.add_tcp(&settings.admin_listen.to_string());
@@ -138,6 +152,10 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
     server.add_service(revocations);
     server.add_service(discovery);
     server.add_service(secret_reload);
+    server.add_service(background_service(
+        "exit when idle",
+        ExitWhenIdle::new(lifecycle.clone()),
+    ));
     tracing::info!(
         listen = %settings.listen,
         admin_listen = %settings.admin_listen,
@@ -146,7 +164,11 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         session_store = ?config.session.store,
         "portcullis starting"
     );
-    server.run_forever()
+    server.run(RunArgs {
+        shutdown_signal: Box::new(ShutdownSignals::new(lifecycle, config.server.drain_delay)),
+    });
+    // `run` returns once every service has stopped.
+    std::process::exit(0)
 }
 
 /// Rounds up to whole seconds, Pingora's unit, so "500ms" is not read as 0.

@@ -68,6 +68,32 @@ fn minimal_file_uses_defaults() {
     assert!(config.access.public_paths.is_empty());
     assert_eq!(config.access.groups_source, GroupsSource::Token);
     assert_eq!(config.access.max_groups_header_bytes, 4096);
+    assert_eq!(config.server.drain_delay, Duration::ZERO);
+    assert_eq!(config.server.keepalive_timeout, Duration::from_secs(620));
+    assert_eq!(config.server.max_request_header_bytes, 64 * 1024);
+    assert!(settings.trusted_proxies.is_empty());
+    assert_eq!(config.upstream.read_timeout, Duration::from_secs(60));
+}
+
+#[test]
+fn trusted_proxies_accept_addresses_and_blocks() {
+    let settings = load_text(
+        MINIMAL,
+        &[(
+            "PORTCULLIS_SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.168.1.7 fd00::/8 10.1.2.3/16",
+        )],
+    )
+    .expect("valid trusted proxies");
+    let listed: Vec<String> = settings
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        listed,
+        ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8", "10.1.0.0/16"]
+    );
 }
 
 #[test]
@@ -254,6 +280,39 @@ fn invalid_values_name_their_key() {
             MINIMAL.to_owned(),
             vec![("PORTCULLIS_SESSION__TTL", "soon")],
             "session.ttl",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![(
+                "PORTCULLIS_SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/8, lb.example",
+            )],
+            "server.trusted_proxies",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SERVER__TRUSTED_PROXIES", "10.0.0.0/33")],
+            "server.trusted_proxies",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SERVER__MAX_REQUEST_HEADER_BYTES", "100")],
+            "server.max_request_header_bytes",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SERVER__MAX_REQUEST_HEADER_BYTES", "2000000")],
+            "server.max_request_header_bytes",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SERVER__KEEPALIVE_TIMEOUT", "0s")],
+            "server.keepalive_timeout",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_UPSTREAM__READ_TIMEOUT", "0s")],
+            "upstream.read_timeout",
         ),
         (
             MINIMAL.to_owned(),

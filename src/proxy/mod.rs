@@ -3,11 +3,12 @@
 //! [`crate::auth`] and the local responses in [`crate::web`].
 
 pub mod backchannel;
+pub mod forwarded;
 pub mod identity;
 pub mod route;
 pub mod scim;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,23 +23,47 @@ use crate::auth::login::store_unavailable_page;
 use crate::auth::policy::Denial;
 use crate::auth::provisioning::{access_denied_json, access_denied_page, ForwardedIdentity};
 use crate::auth::{Auth, Authenticated};
+use crate::lifecycle::{InFlight, Lifecycle};
 use crate::scim::handler::ScimService;
 use crate::session::Identity;
 use crate::web::{cookies, LocalResponse};
+use forwarded::ForwardedHeaders;
 use route::Route;
 
 /// The proxy service: one per process, shared by all worker threads.
 pub struct Portcullis {
     auth: Arc<Auth>,
     scim: Option<Arc<ScimService>>,
-    upstream: SocketAddr,
-    connect_timeout: Duration,
+    settings: ProxySettings,
+    lifecycle: Arc<Lifecycle>,
+}
+
+/// The connection settings of the proxy listener and of the dashboard.
+pub struct ProxySettings {
+    /// Address of the dashboard.
+    pub upstream: SocketAddr,
+    /// Time allowed to open a connection to the dashboard.
+    pub connect_timeout: Duration,
+    /// Longest wait for each read from the dashboard.
+    pub read_timeout: Duration,
+    /// How long an idle client connection stays open, in whole seconds.
+    pub keepalive_seconds: u64,
+    /// Largest accepted request head, in bytes.
+    pub max_request_header_bytes: usize,
+    /// Which peers may set the `X-Forwarded-*` headers.
+    pub forwarded: ForwardedHeaders,
 }
 
 /// Per-request state carried between the hooks.
 pub struct RequestContext {
     started: Instant,
     request_id: String,
+    /// Counts the request as in flight, for graceful shutdown.
+    _in_flight: InFlight,
+    /// The address of the connection's peer.
+    peer: Option<IpAddr>,
+    /// The original client's address, read through trusted proxies.
+    client_ip: Option<IpAddr>,
     route: Option<Route>,
     /// The normalised path without the query, for the access log and the
     /// SCIM metrics; `None` when the path was rejected.
@@ -70,14 +95,14 @@ impl Portcullis {
     pub fn new(
         auth: Arc<Auth>,
         scim: Option<Arc<ScimService>>,
-        upstream: SocketAddr,
-        connect_timeout: Duration,
+        settings: ProxySettings,
+        lifecycle: Arc<Lifecycle>,
     ) -> Self {
         Portcullis {
             auth,
             scim,
-            upstream,
-            connect_timeout,
+            settings,
+            lifecycle,
         }
     }
 
@@ -215,6 +240,7 @@ impl Portcullis {
             tracing::debug!(header = %name, request_id = %ctx.request_id, "removed client-sent identity header");
             request.remove_header(&name);
         }
+        self.settings.forwarded.apply(request, ctx.peer);
         if let Some(identity) = &ctx.identity {
             for (name, value) in identity::identity_headers(identity) {
                 // insert_header fails only for invalid names or values, and both were checked.
@@ -292,6 +318,79 @@ fn start_target(query: Option<&str>) -> String {
         .unwrap_or_else(|| "/".to_owned())
 }
 
+/// Maps a proxying error to the status the client gets: 504 when the
+/// dashboard was too slow, 502 when it failed otherwise.
+fn failure_status(error: &Error) -> StatusCode {
+    use pingora::ErrorType;
+    match (error.esource(), error.etype()) {
+        (
+            ErrorSource::Upstream,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+        ) => StatusCode::GATEWAY_TIMEOUT,
+        (ErrorSource::Upstream, _) => StatusCode::BAD_GATEWAY,
+        (ErrorSource::Downstream, _) => StatusCode::BAD_REQUEST,
+        (ErrorSource::Internal | ErrorSource::Unset, _) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The error page for a browser, or JSON for an API client.
+fn failure_response(request: &RequestHeader, status: StatusCode) -> LocalResponse {
+    let (title, message, code) = match status {
+        StatusCode::GATEWAY_TIMEOUT => (
+            "Dashboard timed out",
+            "The dashboard behind this sign-in took too long to answer. Try again in a moment.",
+            "upstream_timeout",
+        ),
+        StatusCode::BAD_GATEWAY => (
+            "Dashboard unavailable",
+            "The dashboard behind this sign-in did not answer. Try again in a moment.",
+            "upstream_unavailable",
+        ),
+        _ => (
+            "Request failed",
+            "The request could not be completed.",
+            "request_failed",
+        ),
+    };
+    if route::is_navigation(&request.method, &request.headers) {
+        LocalResponse::page(status, title, message, None)
+    } else {
+        LocalResponse::json_error(status, code, message)
+    }
+}
+
+/// Counts the bytes of a request head as it arrived: the request line and
+/// each header line with its separators.
+fn request_head_bytes(request: &RequestHeader) -> usize {
+    let line = request.method.as_str().len() + request.raw_path().len() + "  HTTP/1.1\r\n".len();
+    let headers: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
+        .sum();
+    line + headers
+}
+
+/// The 431 for a request whose head exceeds `server.max_request_header_bytes`.
+fn header_too_large(request: &RequestHeader) -> LocalResponse {
+    let message =
+        "The request headers are too large. Clearing this site's cookies usually fixes it.";
+    if route::is_navigation(&request.method, &request.headers) {
+        LocalResponse::page(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request headers too large",
+            message,
+            None,
+        )
+    } else {
+        LocalResponse::json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_too_large",
+            message,
+        )
+    }
+}
+
 /// Records the request in the process-wide metrics.
 fn record_metrics(session: &Session, ctx: &RequestContext, status: u16) {
     let metrics = crate::metrics::metrics();
@@ -321,6 +420,7 @@ fn log_access(session: &Session, error: Option<&Error>, ctx: &RequestContext, st
         request_id = %ctx.request_id,
         method = %request.method,
         path = ctx.path.as_deref().unwrap_or("-"),
+        client = ctx.client_ip.map(|ip| ip.to_string()),
         status,
         duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
         route = ctx.route.map_or("invalid", Route::label),
@@ -343,6 +443,9 @@ impl ProxyHttp for Portcullis {
         RequestContext {
             started: Instant::now(),
             request_id: new_request_id(),
+            _in_flight: self.lifecycle.start_request(),
+            peer: None,
+            client_ip: None,
             route: None,
             path: None,
             upstream_started: None,
@@ -357,6 +460,24 @@ impl ProxyHttp for Portcullis {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> pingora::Result<bool> {
+        ctx.peer = session
+            .client_addr()
+            .and_then(|addr| addr.as_inet())
+            .map(SocketAddr::ip);
+        ctx.client_ip = self
+            .settings
+            .forwarded
+            .client_ip(&session.req_header().headers, ctx.peer);
+        // Once SIGTERM has arrived every response closes its connection, so
+        // clients reconnect to a replica that is not stopping.
+        let stopping = self.lifecycle.is_draining() || session.is_process_shutting_down();
+        session.set_keepalive((!stopping).then_some(self.settings.keepalive_seconds));
+        let head_bytes = request_head_bytes(session.req_header());
+        if head_bytes > self.settings.max_request_header_bytes {
+            tracing::debug!(request_id = %ctx.request_id, head_bytes, "request head too large");
+            header_too_large(session.req_header()).send(session).await?;
+            return Ok(true);
+        }
         let response = match self.decide(session.req_header(), ctx).await {
             Decision::Forward => return Ok(false),
             Decision::Respond(response) => response,
@@ -375,8 +496,9 @@ impl ProxyHttp for Portcullis {
         ctx: &mut RequestContext,
     ) -> pingora::Result<Box<HttpPeer>> {
         ctx.upstream_started = Some(Instant::now());
-        let mut peer = HttpPeer::new(self.upstream, false, String::new());
-        peer.options.connection_timeout = Some(self.connect_timeout);
+        let mut peer = HttpPeer::new(self.settings.upstream, false, String::new());
+        peer.options.connection_timeout = Some(self.settings.connect_timeout);
+        peer.options.read_timeout = Some(self.settings.read_timeout);
         Ok(Box::new(peer))
     }
 
@@ -408,27 +530,12 @@ impl ProxyHttp for Portcullis {
         error: &Error,
         ctx: &mut RequestContext,
     ) -> FailToProxy {
-        let status = match error.esource() {
-            ErrorSource::Upstream => StatusCode::BAD_GATEWAY,
-            ErrorSource::Downstream => StatusCode::BAD_REQUEST,
-            ErrorSource::Internal | ErrorSource::Unset => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = failure_status(error);
         if session.response_written().is_none() {
-            let response = if status == StatusCode::BAD_GATEWAY {
-                LocalResponse::page(
-                    status,
-                    "Dashboard unavailable",
-                    "The dashboard behind this sign-in did not answer. Try again in a moment.",
-                    None,
-                )
-            } else {
-                LocalResponse::page(
-                    status,
-                    "Request failed",
-                    "The request could not be completed.",
-                    None,
-                )
-            };
+            // The connection is closed after this response, so the client
+            // must be told not to send another request on it.
+            session.set_keepalive(None);
+            let response = failure_response(session.req_header(), status);
             if let Err(write_error) = response.send(session).await {
                 tracing::debug!(error = %write_error, request_id = %ctx.request_id, "cannot write error page");
             }

@@ -3,14 +3,19 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
 
 use crate::support::portcullis::portcullis_command;
 use crate::support::Stack;
 
-/// Time allowed from SIGTERM to exit: the test configuration's grace period
-/// (1 s) and shutdown timeout (1 s), with room for a loaded machine.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// A grace period far longer than any wait below, so a test that passes
+/// shows portcullis did not sleep it out.
+const LONG_GRACE: &str = "30s";
+
+/// Time allowed from SIGTERM to exit when nothing is in flight.
+const IDLE_EXIT: Duration = Duration::from_secs(3);
 
 fn example_config() -> &'static Path {
     Path::new(concat!(
@@ -28,22 +33,102 @@ fn check_config(config: &Path, env: &[(&str, &str)]) -> Output {
     command.output().expect("portcullis check-config runs")
 }
 
-#[tokio::test]
-async fn sigterm_stops_within_grace() {
-    let mut stack = Stack::start().await;
-    stack.portcullis.terminate();
-    let status = stack.portcullis.wait_exit(STOP_TIMEOUT).await;
+/// Waits for exit and fails with the log unless the exit was clean and came
+/// within `limit` of `since`.
+async fn expect_clean_exit(stack: &mut Stack, since: Instant, limit: Duration) {
+    let status = stack.portcullis.wait_exit(limit).await;
+    let log = stack.portcullis.log();
     let Some(status) = status else {
-        panic!(
-            "expected portcullis to exit within {STOP_TIMEOUT:?} after SIGTERM; log:\n{}",
-            stack.portcullis.log()
-        );
+        panic!("expected portcullis to exit within {limit:?} after SIGTERM; log:\n{log}");
     };
     assert!(
         status.success(),
-        "expected a clean exit after SIGTERM, got {status}; log:\n{}",
-        stack.portcullis.log()
+        "expected a clean exit after SIGTERM, got {status}; log:\n{log}"
     );
+    println!("exited {:?} after SIGTERM", since.elapsed());
+}
+
+#[tokio::test]
+async fn sigterm_exits_at_once_when_idle() {
+    let mut stack = Stack::start_with_env(&[("PORTCULLIS_SERVER__GRACE_PERIOD", LONG_GRACE)]).await;
+    let browser = stack.signed_in("alice").await;
+    let warm = browser.fetch_json(&stack.proxy_url("/api/data")).await;
+    assert_eq!(warm.status(), StatusCode::OK, "a request before SIGTERM");
+
+    let sent = Instant::now();
+    stack.portcullis.terminate();
+    expect_clean_exit(&mut stack, sent, IDLE_EXIT).await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_then_lets_requests_finish() {
+    let mut stack = Stack::start_with_env(&[
+        ("PORTCULLIS_SERVER__GRACE_PERIOD", LONG_GRACE),
+        ("PORTCULLIS_SERVER__DRAIN_DELAY", "1s"),
+    ])
+    .await;
+    let browser = stack.signed_in("alice").await;
+    let slow_url = stack.proxy_url("/slow?ms=2500");
+    let slow = {
+        let client = browser.client().clone();
+        tokio::spawn(async move {
+            client
+                .get(slow_url)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sent = Instant::now();
+    stack.portcullis.terminate();
+    let readyz = stack.admin_url("/readyz");
+    let mut readiness = None;
+    for _ in 0..20 {
+        let response = browser.client().get(readyz.clone()).send().await;
+        if let Ok(response) = response {
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                readiness = Some(response.text().await.unwrap_or_default());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let readiness = readiness.unwrap_or_else(|| {
+        panic!(
+            "expected /readyz to turn 503 within 500 ms of SIGTERM; log:\n{}",
+            stack.portcullis.log()
+        )
+    });
+    assert!(
+        readiness.contains("shutting_down"),
+        "expected the readiness body to say why, got {readiness}"
+    );
+    assert!(
+        sent.elapsed() < Duration::from_millis(900),
+        "readiness must turn false before the drain delay ends"
+    );
+
+    let during_drain = browser.fetch_json(&stack.proxy_url("/api/data")).await;
+    assert_eq!(
+        during_drain.status(),
+        StatusCode::OK,
+        "requests arriving during the drain delay are still served"
+    );
+
+    let finished = slow
+        .await
+        .expect("the slow request's task completes")
+        .expect("the in-flight request is answered, not cut");
+    assert_eq!(
+        finished.status(),
+        StatusCode::OK,
+        "the in-flight request finishes"
+    );
+    // The drain delay (1 s) and the rest of the slow request end about 2.2 s
+    // after SIGTERM; the exit must follow closely, not the 30 s grace.
+    expect_clean_exit(&mut stack, sent, Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

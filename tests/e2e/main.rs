@@ -19,6 +19,7 @@ mod deprovisioning;
 mod headers;
 mod keys;
 mod lifecycle;
+mod limits;
 mod login;
 mod observability;
 mod okta_spec;

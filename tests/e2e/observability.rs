@@ -1,11 +1,13 @@
 //! What operators see: the Prometheus families at `/metrics` on the admin
-//! listener, and an access log that never carries a credential.
+//! listener, and an access log, in JSON or text, that never carries a
+//! credential.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
 use crate::support::fixtures::CLIENT_SECRET;
+use crate::support::portcullis::Portcullis;
 use crate::support::{Stack, BINDING_COOKIE};
 
 /// Returns the value of the sample `series` (name and labels exactly as
@@ -201,5 +203,75 @@ async fn log_carries_no_credentials() {
     for (what, secret) in secrets {
         assert!(!secret.is_empty(), "{what} must not be empty");
         assert!(!log.contains(secret), "the log contains the {what}:\n{log}");
+    }
+}
+
+/// Waits until the log has an access line for `path` and returns the log.
+async fn log_with_access_line(portcullis: &Portcullis, path: &str) -> String {
+    let mut log = portcullis.log();
+    for _ in 0..RECORD_RETRIES {
+        if log.lines().any(|line| is_access_line(line, path)) {
+            break;
+        }
+        tokio::time::sleep(RECORD_RETRY_INTERVAL).await;
+        log = portcullis.log();
+    }
+    log
+}
+
+#[tokio::test]
+async fn log_formats_json_and_text() {
+    let stack = Stack::start().await;
+    let json = stack
+        .start_replica("json-log", &[("PORTCULLIS_LOG__FORMAT", "json")])
+        .await;
+    let browser = stack.signed_in("alice").await;
+    let response = browser.fetch_json(&json.proxy_url("/api/json-log")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the replica has its own memory store, so the session is unknown there"
+    );
+    let text_response = browser.fetch_json(&stack.proxy_url("/api/text-log")).await;
+    assert_eq!(text_response.status(), StatusCode::OK);
+
+    let log = log_with_access_line(&json, "/api/json-log").await;
+    let mut access = None;
+    for line in log.lines().filter(|line| !line.trim().is_empty()) {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("expected every line to be JSON ({e}): {line}"));
+        if record["path"] == "/api/json-log" {
+            access = Some(record);
+        }
+    }
+    let access = access.unwrap_or_else(|| panic!("expected an access record in:\n{log}"));
+    assert_eq!(access["target"], "portcullis::access", "{access}");
+    assert_eq!(access["method"], "GET", "{access}");
+    assert_eq!(access["status"], 401, "{access}");
+    assert_eq!(access["route"], "upstream", "{access}");
+    assert_eq!(access["client"], "127.0.0.1", "{access}");
+    assert!(
+        access["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 16),
+        "{access}"
+    );
+    assert!(access["duration_ms"].as_f64().is_some(), "{access}");
+    assert!(access["level"].as_str().is_some(), "{access}");
+
+    let log = log_with_access_line(&stack.portcullis, "/api/text-log").await;
+    let line = log
+        .lines()
+        .find(|line| is_access_line(line, "/api/text-log"))
+        .unwrap_or_else(|| panic!("expected a text access line in:\n{log}"));
+    assert!(
+        serde_json::from_str::<serde_json::Value>(line).is_err(),
+        "expected a text line, got JSON: {line}"
+    );
+    for field in ["status=200", "route=\"upstream\"", "user=", "request_id="] {
+        assert!(
+            line.contains(field),
+            "expected {field} in the text line: {line}"
+        );
     }
 }

@@ -63,6 +63,19 @@ impl Stack {
         .await
     }
 
+    /// Starts a stack with in-memory sessions and these
+    /// `PORTCULLIS_<SECTION>__<KEY>` overrides.
+    pub async fn start_with_env(env: &[(&'static str, &str)]) -> Stack {
+        Stack::start_with_options(StackOptions {
+            env: env
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned()))
+                .collect(),
+            ..StackOptions::default()
+        })
+        .await
+    }
+
     /// Starts a stack as `options` describe.
     pub async fn start_with_options(options: StackOptions) -> Stack {
         let store = options.store;
