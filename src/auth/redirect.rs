@@ -84,6 +84,7 @@ fn is_plain_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn public_url() -> Url {
         Url::parse("https://dash.example.com").expect("valid URL")
@@ -157,6 +158,31 @@ mod tests {
                 DEFAULT_TARGET,
                 "target {target:?} was accepted"
             );
+        }
+    }
+
+    /// Targets built from what open-redirect payloads are made of: slashes,
+    /// backslashes, schemes, `@`, ports, encodings and whitespace.
+    fn tricky_target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[/\\\\a-z:.@%0-9?#\\t ]{0,30}",
+            "(https?:|javascript:|//|/\\\\|/%2[fF]|/%5[cC]|)[a-z.]{0,12}(:[0-9]{1,5})?(/[a-z%0-9]{0,6}){0,3}",
+            "https://dash\\.example\\.com(:443|:8443|\\.evil\\.test|@evil\\.test)?/[a-z/]{0,12}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn return_target_stays_on_origin(target in tricky_target()) {
+            let public = public_url();
+            let result = safe_return_target(&target, &public);
+            prop_assert!(result.starts_with('/'), "{result:?} from {target:?}");
+            prop_assert!(!result.starts_with("//"), "{result:?} from {target:?}");
+            prop_assert!(!result.contains('\\'), "{result:?} from {target:?}");
+            prop_assert!(!result.starts_with("/oauth2/"), "{result:?} from {target:?}");
+            let joined = public.join(&result).expect("a path joins onto the public URL");
+            prop_assert_eq!(joined.origin(), public.origin(), "from {:?}", target);
         }
     }
 }

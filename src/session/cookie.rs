@@ -135,6 +135,7 @@ fn verify(key: &[u8], id: &SessionId, tag: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn codec(keys: &[&str]) -> CookieCodec {
         CookieCodec::new(keys.iter().map(|k| k.as_bytes().to_vec()).collect())
@@ -211,5 +212,33 @@ mod tests {
         let codec = CookieCodec::new(Vec::new());
         let id = SessionId::generate();
         assert!(codec.decode(&codec.encode(&id)).is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_value_is_rejected(value in any::<String>()) {
+            prop_assert_eq!(codec(&[K1]).decode(&value), None);
+        }
+
+        #[test]
+        fn encoded_id_round_trips(bytes in any::<[u8; SESSION_ID_LEN]>()) {
+            let codec = codec(&[K1]);
+            let id = SessionId(bytes);
+            prop_assert_eq!(codec.decode(&codec.encode(&id)), Some(DecodedCookie::Current(id)));
+        }
+
+        #[test]
+        fn edited_cookie_is_rejected(
+            bytes in any::<[u8; SESSION_ID_LEN]>(),
+            position in any::<prop::sample::Index>(),
+            replacement in "[A-Za-z0-9_.-]",
+        ) {
+            let codec = codec(&[K1]);
+            let value = codec.encode(&SessionId(bytes));
+            let at = position.index(value.len());
+            prop_assume!(value[at..].chars().next().map(String::from) != Some(replacement.clone()));
+            let edited = format!("{}{}{}", &value[..at], replacement, &value[at + 1..]);
+            prop_assert_eq!(codec.decode(&edited), None, "edited {:?} into {:?}", value, edited);
+        }
     }
 }

@@ -107,6 +107,7 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn normalised_paths() {
@@ -157,6 +158,33 @@ mod tests {
         ];
         for (raw, expected) in cases {
             assert_eq!(normalise_path(raw), Err(expected), "path {raw:?}");
+        }
+    }
+
+    /// Paths built from the characters that matter to normalisation:
+    /// separators, dots, `;`, `%` with and without hex digits, and letters.
+    fn tricky_path() -> impl Strategy<Value = String> {
+        "/([a-zA-Z0-9._~;-]|%[0-9a-fA-F]{2}|%[0-9a-zA-Z]{0,1}|/|\\\\|\\.\\.){0,24}"
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(raw in any::<String>()) {
+            let _ = normalise_path(&raw);
+        }
+
+        #[test]
+        fn normalised_path_is_clean_and_stable(raw in tricky_path()) {
+            if let Ok(path) = normalise_path(&raw) {
+                prop_assert!(path.starts_with('/'), "{path:?} from {raw:?}");
+                prop_assert!(!path.contains("//"), "{path:?} from {raw:?}");
+                prop_assert!(!path.contains(';'), "{path:?} from {raw:?}");
+                prop_assert!(
+                    !path.split('/').any(|segment| segment == "." || segment == ".."),
+                    "{path:?} from {raw:?}"
+                );
+                prop_assert_eq!(normalise_path(&path), Ok(path.clone()), "from {:?}", raw);
+            }
         }
     }
 }
