@@ -27,7 +27,26 @@ pub enum PathError {
     /// A `.` or `..` segment.
     #[error("the request path contains a '.' or '..' segment")]
     DotSegment,
+    /// Percent-encoded bytes that are not UTF-8, such as the overlong
+    /// `%C0%AE`, which some servers decode to `.`.
+    #[error("the request path contains percent-encoded bytes that are not UTF-8")]
+    InvalidUtf8,
+    /// A character that Unicode normalisation turns into `.`, `/` or `\`,
+    /// such as the fullwidth `．`, raw or percent-encoded.
+    #[error("the request path contains a character that looks like a dot or a slash")]
+    LookAlikeSeparator,
 }
+
+/// Characters that NFKC normalisation maps to `.`, `/` or `\`. A server
+/// that normalises paths would read them as dot segments or separators.
+const LOOK_ALIKE_SEPARATORS: &[char] = &[
+    '\u{2024}', // one dot leader
+    '\u{FE52}', // small full stop
+    '\u{FE68}', // small reverse solidus
+    '\u{FF0E}', // fullwidth full stop
+    '\u{FF0F}', // fullwidth solidus
+    '\u{FF3C}', // fullwidth reverse solidus
+];
 
 /// Normalises a request path for classification.
 ///
@@ -67,6 +86,9 @@ pub fn normalise_path(raw: &str) -> Result<String, PathError> {
 fn decode_segment(segment: &str) -> Result<String, PathError> {
     let bytes = segment.as_bytes();
     let mut out = String::with_capacity(segment.len());
+    // Every byte of the segment, with escapes decoded, to check that the
+    // escapes form UTF-8 together with the raw characters around them.
+    let mut decoded = Vec::with_capacity(segment.len());
     let mut i = 0;
     while i < bytes.len() {
         let byte = bytes[i];
@@ -81,6 +103,7 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
                 .next()
                 .ok_or(PathError::ForbiddenCharacter)?;
             out.push(c);
+            decoded.extend_from_slice(&bytes[i..i + c.len_utf8()]);
             i += c.len_utf8();
             continue;
         }
@@ -99,7 +122,12 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
         } else {
             out.push_str(&format!("%{value:02X}"));
         }
+        decoded.push(value);
         i += 3;
+    }
+    let text = String::from_utf8(decoded).map_err(|_| PathError::InvalidUtf8)?;
+    if text.contains(LOOK_ALIKE_SEPARATORS) {
+        return Err(PathError::LookAlikeSeparator);
     }
     Ok(out)
 }
@@ -154,6 +182,15 @@ mod tests {
             ("/a%2", PathError::BadPercentEncoding),
             ("/a%zz", PathError::BadPercentEncoding),
             ("/a\\b", PathError::ForbiddenCharacter),
+            ("/a/%c0%ae%c0%ae/b", PathError::InvalidUtf8),
+            ("/a/%C0%AF", PathError::InvalidUtf8),
+            ("/a%e9b", PathError::InvalidUtf8),
+            ("/caf%C3", PathError::InvalidUtf8),
+            ("/a/\u{FF0E}\u{FF0E}/b", PathError::LookAlikeSeparator),
+            ("/a/%EF%BC%8E%EF%BC%8E/b", PathError::LookAlikeSeparator),
+            ("/a%EF%BC%8Fb", PathError::LookAlikeSeparator),
+            ("/a\u{FF3C}b", PathError::LookAlikeSeparator),
+            ("/a\u{2024}\u{2024}", PathError::LookAlikeSeparator),
             ("/a\tb", PathError::ForbiddenCharacter),
         ];
         for (raw, expected) in cases {
