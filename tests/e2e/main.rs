@@ -17,6 +17,7 @@ mod backchannel;
 mod cookie_keys;
 mod deprovisioning;
 mod headers;
+mod hostile_headers;
 mod hostile_paths;
 mod keys;
 mod lifecycle;
