@@ -19,6 +19,7 @@ mod deprovisioning;
 mod headers;
 mod hostile_headers;
 mod hostile_paths;
+mod hostile_tokens;
 mod keys;
 mod lifecycle;
 mod limits;
