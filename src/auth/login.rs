@@ -60,6 +60,11 @@ impl Auth {
     pub async fn start_login(&self, headers: &HeaderMap, target: &str) -> LocalResponse {
         let return_to = redirect::safe_return_target(target, &self.public_url);
         let (binding, new_binding) = self.binding_cookie(headers);
+        if !self.provider.is_reachable().await {
+            // Redirecting would leave the browser on its own connection
+            // error page, with no way back to the dashboard.
+            return provider_unavailable_page();
+        }
         let request = match self.provider.authorization_request().await {
             Ok(request) => request,
             Err(error) => {

@@ -241,7 +241,14 @@ pub struct Provider {
     client_secret: RwLock<String>,
     /// On-demand key reloads so far, for tests and logs.
     key_refetches: AtomicU64,
+    /// When the provider was last probed, and whether it responded.
+    last_probe: std::sync::Mutex<Option<(Instant, bool)>>,
+    /// Held while a probe runs, so concurrent logins share one.
+    probe_lock: tokio::sync::Mutex<()>,
 }
+
+/// How long the outcome of a reachability probe is reused.
+const PROBE_REUSE: Duration = Duration::from_secs(10);
 
 impl Provider {
     /// Creates the client; nothing is fetched until first use.
@@ -261,7 +268,52 @@ impl Provider {
             discovered: RwLock::new(None),
             discovery_lock: tokio::sync::Mutex::new(()),
             key_refetches: AtomicU64::new(0),
+            last_probe: std::sync::Mutex::new(None),
+            probe_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Tells whether the provider responds, so a login is not sent to a
+    /// provider that is down. It fetches the discovery document, which
+    /// portcullis must reach anyway, at most once per [`PROBE_REUSE`]: a
+    /// response below 500 within `oidc.http_timeout` counts as up.
+    pub async fn is_reachable(&self) -> bool {
+        if let Some(reachable) = self.recent_probe() {
+            return reachable;
+        }
+        let _guard = self.probe_lock.lock().await;
+        if let Some(reachable) = self.recent_probe() {
+            return reachable;
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.trim_end_matches('/')
+        );
+        let reachable = match self.http.get(&url).send().await {
+            Ok(response) if response.status().is_server_error() => {
+                tracing::warn!(status = %response.status(), "OpenID provider probe failed");
+                false
+            }
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "OpenID provider probe failed");
+                false
+            }
+        };
+        *self
+            .last_probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), reachable));
+        reachable
+    }
+
+    fn recent_probe(&self) -> Option<bool> {
+        let last = *self
+            .last_probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.filter(|(at, _)| at.elapsed() < PROBE_REUSE)
+            .map(|(_, reachable)| reachable)
     }
 
     /// Returns the static settings.

@@ -131,3 +131,54 @@ async fn signed_in_stale_state_goes_home() {
         );
     }
 }
+
+#[tokio::test]
+async fn provider_down_shows_page_then_recovers() {
+    let mut stack = Stack::start().await;
+    stack.idp.stop();
+    let browser = stack.browser();
+    for path in ["/reports", "/oauth2/start?rd=/reports"] {
+        let response = browser.navigate(&stack.proxy_url(path)).await;
+        let status = response.status();
+        let location = response.headers().get(LOCATION).cloned();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: expected 503 while the provider is down; body:\n{body}"
+        );
+        assert!(
+            location.is_none(),
+            "{path}: expected no redirect to a provider that is down, got {location:?}"
+        );
+        assert!(retry_after.is_some(), "{path}: expected Retry-After");
+        assert!(
+            body.contains("Sign-in is unavailable") && body.contains("href=\"/oauth2/start\""),
+            "{path}: expected the unavailable page with a link to try again, got:\n{body}"
+        );
+    }
+
+    stack.idp.restart().await;
+    let mut recovered = None;
+    // A probe's outcome is reused for 10 s, so allow a little more.
+    for _ in 0..30 {
+        let response = browser.navigate(&stack.proxy_url("/reports")).await;
+        if response.status() == StatusCode::FOUND {
+            recovered = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        recovered.is_some(),
+        "expected logins to redirect to the provider within 15 s of its restart; log:\n{}",
+        stack.portcullis.log()
+    );
+    let landing = browser.login("alice", "/reports").await;
+    assert_eq!(
+        landing.status(),
+        StatusCode::OK,
+        "expected a full login once the provider is back"
+    );
+}
