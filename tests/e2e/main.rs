@@ -16,6 +16,7 @@ mod access;
 mod backchannel;
 mod cookie_keys;
 mod deprovisioning;
+mod faults;
 mod headers;
 mod hostile_headers;
 mod hostile_paths;

@@ -19,6 +19,7 @@ pub mod echo;
 pub mod fixtures;
 pub mod portcullis;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 pub mod raw_http;
 pub mod redis;
