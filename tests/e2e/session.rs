@@ -230,3 +230,90 @@ async fn redis_outage_gives_503_then_recovers() {
         "expected /readyz to return 200 after Redis recovered"
     );
 }
+
+/// Statuses seen by the load loops of the test below.
+#[derive(Debug, Default)]
+struct LoadTally {
+    ok: usize,
+    unavailable: usize,
+    unavailable_without_retry_after: usize,
+    other: Vec<u16>,
+}
+
+#[tokio::test]
+async fn redis_kill_under_load_loses_no_session() {
+    const WORKERS: usize = 6;
+    let mut stack = Stack::start_with(SessionStore::Redis).await;
+    let mut sessions = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        let browser = stack.signed_in(user).await;
+        sessions.push(browser.session_cookie().expect("signed in"));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for worker in 0..WORKERS {
+        let client = plain_client();
+        let url = stack.proxy_url(&format!("/echo/load-{worker}"));
+        let session = sessions[worker % sessions.len()].clone();
+        let stop = stop.clone();
+        workers.push(tokio::spawn(async move {
+            let mut tally = LoadTally::default();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = get_with_session(&client, &url, &session, "application/json").await;
+                match response.status() {
+                    StatusCode::OK => tally.ok += 1,
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        tally.unavailable += 1;
+                        if response.headers().get(RETRY_AFTER).is_none() {
+                            tally.unavailable_without_retry_after += 1;
+                        }
+                    }
+                    other => tally.other.push(other.as_u16()),
+                }
+            }
+            tally
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let redis = stack.redis.as_mut().expect("stack with Redis");
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.restart().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut total = LoadTally::default();
+    for worker in workers {
+        let tally = worker.await.expect("a load loop completes");
+        total.ok += tally.ok;
+        total.unavailable += tally.unavailable;
+        total.unavailable_without_retry_after += tally.unavailable_without_retry_after;
+        total.other.extend(tally.other);
+    }
+    println!("Redis killed under load: {total:?}");
+    assert!(
+        total.other.is_empty(),
+        "expected only 200 and 503 while Redis was killed and restarted, got {:?}",
+        total.other
+    );
+    assert!(
+        total.unavailable > 0,
+        "expected some 503 while Redis was down"
+    );
+    assert_eq!(
+        total.unavailable_without_retry_after, 0,
+        "every 503 must carry Retry-After"
+    );
+
+    let client = plain_client();
+    for (index, session) in sessions.iter().enumerate() {
+        let url = stack.proxy_url(&format!("/echo/after-{index}"));
+        let response = get_with_session(&client, &url, session, "application/json").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "expected session {index} to work after Redis came back"
+        );
+    }
+}
