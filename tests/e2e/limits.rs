@@ -1,4 +1,4 @@
-//! Limits and timeouts at the edges: a dashboard slower than
+//! Limits and timeouts at the edges: a dashboard that is down or slower than
 //! `upstream.read_timeout`, request heads larger than
 //! `server.max_request_header_bytes`, and the `X-Forwarded-*` headers the
 //! dashboard receives from trusted and untrusted peers.
@@ -162,5 +162,40 @@ async fn forwarded_headers_need_a_trusted_peer() {
         log.lines()
             .any(|line| line.contains("/echo/forwarded") && line.contains("203.0.113.9")),
         "expected the access log to name the client behind the trusted proxy:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn dashboard_down_gets_502_and_keeps_session() {
+    let mut stack = Stack::start().await;
+    let browser = stack.signed_in("alice").await;
+    stack.upstream.stop();
+
+    let api = browser.fetch_json(&stack.proxy_url("/api/data")).await;
+    assert_eq!(
+        api.status(),
+        StatusCode::BAD_GATEWAY,
+        "API call while the dashboard is down"
+    );
+    let body: serde_json::Value = api.json().await.expect("a JSON error for an API client");
+    assert_eq!(body["error"], "upstream_unavailable", "got {body}");
+    let page = browser.navigate(&stack.proxy_url("/reports")).await;
+    assert_eq!(
+        page.status(),
+        StatusCode::BAD_GATEWAY,
+        "navigation while the dashboard is down"
+    );
+    let html = page.text().await.unwrap_or_default();
+    assert!(
+        html.contains("Dashboard unavailable"),
+        "expected the 502 page, got:\n{html}"
+    );
+
+    stack.upstream.restart().await;
+    let echo = Echo::read(browser.fetch_json(&stack.proxy_url("/echo/back")).await).await;
+    assert_eq!(
+        echo.single("x-forwarded-user"),
+        "alice",
+        "expected the same session to work once the dashboard is back"
     );
 }

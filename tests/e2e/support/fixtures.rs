@@ -265,24 +265,54 @@ fn endpoint(discovery: &serde_json::Value, name: &str) -> Url {
 pub struct Upstream {
     /// `http://127.0.0.1:<port>`.
     pub url: Url,
-    _process: ChildGuard,
+    port: u16,
+    dir: PathBuf,
+    process: Option<ChildGuard>,
+    starts: u32,
 }
 
 impl Upstream {
     /// Starts the dashboard on a free port.
     pub async fn start(dir: &Path) -> Self {
         let port = free_port(PROXY_HOST);
+        let mut upstream = Upstream {
+            url: Url::parse(&format!("http://{PROXY_HOST}:{port}")).expect("valid upstream URL"),
+            port,
+            dir: dir.to_owned(),
+            process: None,
+            starts: 0,
+        };
+        upstream.restart().await;
+        upstream
+    }
+
+    /// Stops the dashboard at once, like a crashed pod.
+    // Not every build of the suite has a test that stops the dashboard.
+    #[allow(dead_code)]
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts the dashboard again on the same port and waits until it
+    /// listens. Each start logs to its own file, so the ready line of an
+    /// earlier start does not count.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.starts += 1;
+        let log = match self.starts {
+            1 => self.dir.join("upstream.log"),
+            n => self.dir.join(format!("upstream-{n}.log")),
+        };
         let mut command = node_command("upstream.mjs");
         command
             .env("UPSTREAM_HOST", PROXY_HOST.to_string())
-            .env("UPSTREAM_PORT", port.to_string());
-        let mut process = ChildGuard::spawn("upstream", command, &dir.join("upstream.log"));
+            .env("UPSTREAM_PORT", self.port.to_string());
+        let mut process = ChildGuard::spawn("upstream", command, &log);
         process
             .wait_for_log_line("upstream listening on ", READY_TIMEOUT)
             .await;
-        Upstream {
-            url: Url::parse(&format!("http://{PROXY_HOST}:{port}")).expect("valid upstream URL"),
-            _process: process,
-        }
+        self.process = Some(process);
     }
 }

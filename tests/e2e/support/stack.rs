@@ -38,8 +38,8 @@ pub struct StackOptions {
 pub struct Stack {
     /// The proxy under test.
     pub portcullis: Portcullis,
-    /// The dashboard, kept running for as long as the stack.
-    _upstream: Upstream,
+    /// The dashboard.
+    pub upstream: Upstream,
     /// The OpenID provider.
     pub idp: Idp,
     /// Redis, when the stack uses it.
@@ -119,7 +119,7 @@ impl Stack {
         let portcullis = Portcullis::start_with_env(dir.path(), &config, &env).await;
         Stack {
             portcullis,
-            _upstream: upstream,
+            upstream,
             idp,
             redis,
             _dir: dir,
@@ -137,7 +137,7 @@ impl Stack {
         let config = PortcullisConfig {
             proxy_port: free_port(PROXY_HOST),
             admin_port: free_port(PROXY_HOST),
-            upstream: self._upstream.url.clone(),
+            upstream: self.upstream.url.clone(),
             issuer: self.idp.issuer.clone(),
             store: match &self.redis {
                 None => Store::Memory,
