@@ -94,7 +94,8 @@ pub struct ScimSettings {
     pub base_url: String,
     /// Status of a successful Group PATCH: 204 or 200.
     pub group_patch_status: StatusCode,
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted request body, in bytes. The proxy stops reading a
+    /// body at this size, and the handler rejects a larger one with 413.
     pub max_body_bytes: usize,
 }
 
@@ -147,6 +148,14 @@ impl ScimService {
 
     /// Answers a request whose token [`ScimService::check_token`] accepted.
     pub async fn handle_authenticated(&self, request: &ScimRequest<'_>) -> ScimResponse {
+        let limit = self.settings.max_body_bytes;
+        if request.body.len() > limit {
+            return ScimResponse::error(&ScimError::new(
+                413,
+                None,
+                format!("the request body is larger than the limit of {limit} bytes"),
+            ));
+        }
         match self.route(request).await {
             Ok(response) => response,
             Err(error) => ScimResponse::error(&error),
