@@ -302,6 +302,15 @@ pub(crate) async fn invalid_documents_rejected(fixture: &dyn Fixture) {
             ResourceKind::Group,
             json!({"displayName": "g", "members": ["id"]}),
         ),
+        (ResourceKind::User, json!({"userName": "nul\u{0}"})),
+        (
+            ResourceKind::User,
+            json!({"userName": "u", "title": "a\u{0}b"}),
+        ),
+        (
+            ResourceKind::Group,
+            json!({"displayName": "g", "externalId": "\u{0}"}),
+        ),
     ];
     for (kind, document) in cases {
         let result = directory.create(kind, document.clone()).await;
@@ -472,6 +481,9 @@ pub(crate) async fn lookups_follow_case_rules(fixture: &dyn Fixture) {
         (Group, Email("alice@home.example".into()), vec![]),
         (Group, Id(admins.clone()), vec![&admins]),
         (Group, Id(alice.clone()), vec![]),
+        (User, UserName("Alice\u{0}".into()), vec![]),
+        (User, Email("\u{0}".into()), vec![]),
+        (Group, ExternalId("G-1\u{0}".into()), vec![]),
     ];
     for (kind, lookup, expected) in cases {
         let ids = lookup_ids(&*directory, kind, lookup.clone()).await;

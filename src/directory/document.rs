@@ -59,6 +59,7 @@ pub(crate) fn fold_case(value: &str) -> String {
 /// Checks a User document and extracts its index keys.
 pub(crate) fn prepare_user(document: Value) -> Result<PreparedUser, DirectoryError> {
     let mut attributes = into_object(document)?;
+    check_no_nul(&attributes)?;
     remove_attribute(&mut attributes, "id");
     remove_attribute(&mut attributes, "meta");
     remove_attribute(&mut attributes, "groups");
@@ -81,6 +82,7 @@ pub(crate) fn prepare_user(document: Value) -> Result<PreparedUser, DirectoryErr
 /// Checks a Group document and takes its `members` out of it.
 pub(crate) fn prepare_group(document: Value) -> Result<PreparedGroup, DirectoryError> {
     let mut attributes = into_object(document)?;
+    check_no_nul(&attributes)?;
     remove_attribute(&mut attributes, "id");
     remove_attribute(&mut attributes, "meta");
     let members = match remove_attribute(&mut attributes, "members") {
@@ -159,7 +161,46 @@ pub(crate) fn lookup_condition(kind: ResourceKind, lookup: Option<&Lookup>) -> C
             return Condition::Nothing;
         }
     };
+    // No stored value contains NUL, and PostgreSQL rejects a query
+    // parameter that does.
+    if value.contains('\0') {
+        return Condition::Nothing;
+    }
     Condition::Equals(column, value)
+}
+
+/// Rejects a document with a NUL character in a string or a member name.
+/// PostgreSQL stores NUL in neither `text` nor `jsonb`, so both backends
+/// reject it and accept the same documents.
+fn check_no_nul(attributes: &Map<String, Value>) -> Result<(), DirectoryError> {
+    for (name, value) in attributes {
+        if name.contains('\0') || contains_nul(value) {
+            return Err(DirectoryError::InvalidDocument(format!(
+                "{name:?} contains a NUL character (\\u0000), which the directory cannot store"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Tells whether a string or member name anywhere in `value` contains NUL,
+/// without recursion.
+fn contains_nul(value: &Value) -> bool {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::String(text) if text.contains('\0') => return true,
+            Value::Array(items) => pending.extend(items),
+            Value::Object(members) => {
+                if members.keys().any(|key| key.contains('\0')) {
+                    return true;
+                }
+                pending.extend(members.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn into_object(document: Value) -> Result<Map<String, Value>, DirectoryError> {
@@ -374,6 +415,19 @@ mod tests {
                 "email value not string",
                 json!({"userName": "a", "emails": [{"value": 1}]}),
             ),
+            ("NUL in userName", json!({"userName": "a\u{0}b"})),
+            (
+                "NUL deep in an attribute",
+                json!({"userName": "a", "addresses": [{"locality": ["\u{0}"]}]}),
+            ),
+            (
+                "NUL in a member name",
+                json!({"userName": "a", "name": {"given\u{0}Name": "x"}}),
+            ),
+            (
+                "NUL in an attribute name",
+                json!({"userName": "a", "x\u{0}": 1}),
+            ),
         ];
         for (case, document) in cases {
             let result = prepare_user(document);
@@ -437,6 +491,10 @@ mod tests {
             (
                 "member value number",
                 json!({"displayName": "g", "members": [{"value": 1}]}),
+            ),
+            (
+                "NUL in a member display",
+                json!({"displayName": "g", "members": [{"value": "u1", "display": "\u{0}"}]}),
             ),
         ];
         for (case, document) in cases {
@@ -509,6 +567,16 @@ mod tests {
             (
                 ResourceKind::Group,
                 Lookup::Email("a@b".into()),
+                Condition::Nothing,
+            ),
+            (
+                ResourceKind::User,
+                Lookup::UserName("a\u{0}".into()),
+                Condition::Nothing,
+            ),
+            (
+                ResourceKind::Group,
+                Lookup::Id("\u{0}".into()),
                 Condition::Nothing,
             ),
         ];

@@ -165,7 +165,8 @@ pub trait Directory: Send + Sync {
     /// Creates a resource and assigns its id. `id`, `meta` (and a User's
     /// `groups`) in `document` are ignored. A User needs a non-empty string
     /// `userName`, a Group a non-empty string `displayName`; a Group's
-    /// `members[].value` must be ids of existing users.
+    /// `members[].value` must be ids of existing users. No string or member
+    /// name may contain NUL, which PostgreSQL cannot store.
     async fn create(
         &self,
         kind: ResourceKind,
