@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             replace_round_trip,
             delete_round_trip,
             invalid_documents_rejected,
+            indexed_values_up_to_limit,
             user_name_unique_case_insensitive,
             display_name_unique_for_groups,
             lookups_follow_case_rules,
@@ -323,6 +324,67 @@ pub(crate) async fn invalid_documents_rejected(fixture: &dyn Fixture) {
     assert_eq!(
         directory.count(ResourceKind::Group).await.expect("count"),
         0
+    );
+}
+
+/// Returns `length` bytes of random hexadecimal digits and hyphens, which
+/// PostgreSQL cannot compress below its index entry limit.
+fn incompressible(length: usize) -> String {
+    let mut text = String::new();
+    while text.len() < length {
+        text.push_str(&super::new_id());
+    }
+    text.truncate(length);
+    text
+}
+
+pub(crate) async fn indexed_values_up_to_limit(fixture: &dyn Fixture) {
+    use super::document::MAX_INDEXED_BYTES;
+    let directory = fixture.directory();
+    let at_limit = incompressible(MAX_INDEXED_BYTES);
+    // 'İ' is 2 bytes and folds to 3, so the folded key is 1.5 times longer.
+    let growing = "İ".repeat(MAX_INDEXED_BYTES / 2);
+    for long in [&at_limit, &growing] {
+        let user = json!({
+            "userName": long,
+            "displayName": long,
+            "externalId": long,
+            "emails": [{"value": long}],
+        });
+        let created = directory.create(ResourceKind::User, user).await;
+        assert!(
+            created.is_ok(),
+            "a user with values of the limit: {created:?}"
+        );
+        let group = json!({"displayName": long, "externalId": long});
+        let created = directory.create(ResourceKind::Group, group).await;
+        assert!(
+            created.is_ok(),
+            "a group with values of the limit: {created:?}"
+        );
+    }
+
+    let over_limit = incompressible(MAX_INDEXED_BYTES + 1);
+    let cases = [
+        (ResourceKind::User, json!({"userName": over_limit})),
+        (
+            ResourceKind::User,
+            json!({"userName": "u", "emails": [{"value": over_limit}]}),
+        ),
+        (ResourceKind::Group, json!({"displayName": over_limit})),
+    ];
+    for (kind, document) in cases {
+        let result = directory.create(kind, document).await;
+        assert!(
+            matches!(result, Err(DirectoryError::InvalidDocument(_))),
+            "{kind} with a value of {} bytes: {result:?}",
+            MAX_INDEXED_BYTES + 1
+        );
+    }
+    assert_eq!(directory.count(ResourceKind::User).await.expect("count"), 2);
+    assert_eq!(
+        directory.count(ResourceKind::Group).await.expect("count"),
+        2
     );
 }
 

@@ -50,6 +50,14 @@ pub(crate) struct Member {
     pub member_type: Option<String>,
 }
 
+/// The maximum length in bytes of a value the directory indexes: a
+/// `userName`, `displayName`, `externalId` or `emails[].value`. PostgreSQL
+/// rejects a B-tree index entry over 2,704 bytes, and case folding makes a
+/// string at most 1.5 times longer (`İ`, 2 bytes, folds to 3), so 1,024
+/// bytes stay below it on both backends. An email address fits in 254
+/// bytes (RFC 5321 §4.5.3.1.3 limits a path to 256).
+pub(crate) const MAX_INDEXED_BYTES: usize = 1024;
+
 /// Folds case for the case-insensitive indexes. Both backends store and
 /// query keys folded here, so SQL's ASCII-only `lower()` is never involved.
 pub(crate) fn fold_case(value: &str) -> String {
@@ -64,10 +72,10 @@ pub(crate) fn prepare_user(document: Value) -> Result<PreparedUser, DirectoryErr
     remove_attribute(&mut attributes, "meta");
     remove_attribute(&mut attributes, "groups");
 
-    let user_name = required_string(&attributes, "userName")?;
+    let user_name = indexed(required_string(&attributes, "userName")?, "userName")?;
     let user_name_key = fold_case(user_name);
-    let external_id = optional_string(&attributes, "externalId")?.map(str::to_owned);
-    let display_name_key = optional_string(&attributes, "displayName")?.map(fold_case);
+    let external_id = optional_indexed(&attributes, "externalId")?.map(str::to_owned);
+    let display_name_key = optional_indexed(&attributes, "displayName")?.map(fold_case);
     let email_keys = email_keys(&attributes)?;
 
     Ok(PreparedUser {
@@ -90,9 +98,10 @@ pub(crate) fn prepare_group(document: Value) -> Result<PreparedGroup, DirectoryE
         None => Vec::new(),
     };
 
-    let display_name = required_string(&attributes, "displayName")?.to_owned();
+    let display_name = indexed(required_string(&attributes, "displayName")?, "displayName")?;
+    let display_name = display_name.to_owned();
     let display_name_key = fold_case(&display_name);
-    let external_id = optional_string(&attributes, "externalId")?.map(str::to_owned);
+    let external_id = optional_indexed(&attributes, "externalId")?.map(str::to_owned);
 
     Ok(PreparedGroup {
         document: Value::Object(attributes),
@@ -246,6 +255,27 @@ fn required_string<'a>(
     }
 }
 
+/// Returns an optional string attribute that the directory indexes.
+fn optional_indexed<'a>(
+    attributes: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, DirectoryError> {
+    optional_string(attributes, name)?
+        .map(|value| indexed(value, name))
+        .transpose()
+}
+
+/// Checks the length of a value the directory indexes.
+fn indexed<'a>(value: &'a str, name: &str) -> Result<&'a str, DirectoryError> {
+    if value.len() > MAX_INDEXED_BYTES {
+        return Err(DirectoryError::InvalidDocument(format!(
+            "{name} is {} bytes long, more than the maximum of {MAX_INDEXED_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(value)
+}
+
 /// Returns a string attribute; a missing attribute and `null` are both
 /// unassigned (RFC 7643 section 2.5).
 fn optional_string<'a>(
@@ -276,7 +306,9 @@ fn email_keys(attributes: &Map<String, Value>) -> Result<Vec<String>, DirectoryE
     let mut keys: Vec<String> = Vec::with_capacity(emails.len());
     for email in emails {
         let value = match email {
-            Value::Object(email) => optional_string(email, "value")?,
+            Value::Object(email) => optional_string(email, "value")?
+                .map(|value| indexed(value, "emails[].value"))
+                .transpose()?,
             other => {
                 return Err(DirectoryError::InvalidDocument(format!(
                     "emails entries must be objects, got {}",
@@ -417,6 +449,22 @@ mod tests {
             ),
             ("NUL in userName", json!({"userName": "a\u{0}b"})),
             (
+                "userName over the indexed limit",
+                json!({"userName": "u".repeat(MAX_INDEXED_BYTES + 1)}),
+            ),
+            (
+                "displayName over the indexed limit",
+                json!({"userName": "a", "displayName": "é".repeat(MAX_INDEXED_BYTES / 2 + 1)}),
+            ),
+            (
+                "externalId over the indexed limit",
+                json!({"userName": "a", "externalId": "e".repeat(MAX_INDEXED_BYTES + 1)}),
+            ),
+            (
+                "email over the indexed limit",
+                json!({"userName": "a", "emails": [{"value": "m".repeat(MAX_INDEXED_BYTES + 1)}]}),
+            ),
+            (
                 "NUL deep in an attribute",
                 json!({"userName": "a", "addresses": [{"locality": ["\u{0}"]}]}),
             ),
@@ -491,6 +539,14 @@ mod tests {
             (
                 "member value number",
                 json!({"displayName": "g", "members": [{"value": 1}]}),
+            ),
+            (
+                "displayName over the indexed limit",
+                json!({"displayName": "g".repeat(MAX_INDEXED_BYTES + 1)}),
+            ),
+            (
+                "externalId over the indexed limit",
+                json!({"displayName": "g", "externalId": "e".repeat(MAX_INDEXED_BYTES + 1)}),
             ),
             (
                 "NUL in a member display",

@@ -166,7 +166,9 @@ pub trait Directory: Send + Sync {
     /// `groups`) in `document` are ignored. A User needs a non-empty string
     /// `userName`, a Group a non-empty string `displayName`; a Group's
     /// `members[].value` must be ids of existing users. No string or member
-    /// name may contain NUL, which PostgreSQL cannot store.
+    /// name may contain NUL, which PostgreSQL cannot store, and the indexed
+    /// values (`userName`, `displayName`, `externalId`, `emails[].value`)
+    /// have at most 1,024 bytes.
     async fn create(
         &self,
         kind: ResourceKind,
