@@ -110,9 +110,19 @@ impl ShutdownSignalWatch for ShutdownSignals {
             "SIGTERM received: readiness reports not ready; new requests are served until the drain delay ends"
         );
         tokio::select! {
-            _ = interrupt.recv() => ShutdownSignal::FastShutdown,
-            () = tokio::time::sleep(self.drain_delay) => ShutdownSignal::GracefulTerminate,
+            _ = interrupt.recv() => return ShutdownSignal::FastShutdown,
+            () = tokio::time::sleep(self.drain_delay) => {}
         }
+        // Pingora stops listening for signals once this returns, but the
+        // handler stays installed and would swallow SIGINT during the grace
+        // period, so this task keeps honouring it.
+        tokio::spawn(async move {
+            if interrupt.recv().await.is_some() {
+                tracing::info!("SIGINT received during the grace period; exiting at once");
+                std::process::exit(0);
+            }
+        });
+        ShutdownSignal::GracefulTerminate
     }
 }
 

@@ -155,6 +155,16 @@ impl Metrics {
             self.provider_fetches.with_label_values(&[outcome]);
         }
         self.logins.with_label_values(&["success", "none"]);
+        for operation in ["create", "load", "update", "delete", "revoke"] {
+            self.store_operations.with_label_values(&[operation]);
+            self.store_errors.with_label_values(&[operation]);
+        }
+        for reason in ["deleted", "revoked"] {
+            self.sessions_ended.with_label_values(&[reason]);
+        }
+        for source in ["deprovisioning", "backchannel_logout"] {
+            self.revocations.with_label_values(&[source]);
+        }
     }
 
     /// Renders every family in the Prometheus text format.

@@ -18,17 +18,40 @@ const PROTO: &str = "x-forwarded-proto";
 const HOST: &str = "x-forwarded-host";
 const PORT: &str = "x-forwarded-port";
 
-/// Headers outside the `x-forwarded-` prefix that carry a client address or
-/// an original URL, which servers and frameworks trust when present.
+/// Headers outside the `x-forwarded-` prefix that carry a client address,
+/// a host or a scheme, which servers and frameworks trust when present.
+/// Only a trusted proxy may send them.
 const CLIENT_HEADERS: &[&str] = &[
     "forwarded",
+    "x-forwarded",
     "x-real-ip",
     "x-client-ip",
+    "client-ip",
     "true-client-ip",
     "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-proxyuser-ip",
+    "x-envoy-external-address",
+    "x-original-forwarded-for",
+    "x-host",
+    "x-original-host",
+    "x-scheme",
+    "x-url-scheme",
+    "front-end-https",
+];
+
+/// Headers that name a request path other than the one sent, which some
+/// frameworks (Symfony, IIS, Zend) route on. portcullis decides on the
+/// request path alone, so no peer may send them, trusted or not: an ingress
+/// that passes them through from clients would open public paths onto
+/// protected ones.
+const REWRITE_HEADERS: &[&str] = &[
     "x-original-url",
     "x-original-uri",
     "x-rewrite-url",
+    "x-forwarded-uri",
+    "x-forwarded-path",
 ];
 
 /// The trusted proxies and the public address, built once at start.
@@ -66,6 +89,7 @@ impl ForwardedHeaders {
     /// trusted proxies the last address in `X-Forwarded-For` that is not one
     /// of them.
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let peer = peer.map(canonical);
         if !self.is_trusted(peer) {
             return peer;
         }
@@ -76,7 +100,7 @@ impl ForwardedHeaders {
             .flat_map(|value| value.split(','))
             .collect();
         for entry in listed.iter().rev() {
-            let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            let Ok(ip) = entry.trim().parse::<IpAddr>().map(canonical) else {
                 // An entry that is not an address ends the trusted chain.
                 return peer;
             };
@@ -121,15 +145,19 @@ impl ForwardedHeaders {
     }
 }
 
-/// Lists the headers to remove: the whole family from an untrusted peer. From
-/// a trusted one only the spellings with `_` go, because some servers read
-/// them as the `-` spelling.
+/// Lists the headers to remove: the rewrite headers from every peer, and the
+/// whole forwarded family from an untrusted one. From a trusted peer the
+/// spellings with `_` go too, because some servers read them as the `-`
+/// spelling.
 fn removed_headers(headers: &HeaderMap, trusted: bool) -> Vec<HeaderName> {
     let mut names: Vec<HeaderName> = headers
         .keys()
         .filter(|name| {
             let name = name.as_str();
             let canonical = name.replace('_', "-");
+            if REWRITE_HEADERS.contains(&canonical.as_str()) {
+                return true;
+            }
             let in_family = canonical.starts_with("x-forwarded-")
                 || CLIENT_HEADERS.contains(&canonical.as_str());
             in_family && (!trusted || name.contains('_'))
@@ -202,6 +230,10 @@ mod tests {
             ("Forwarded", "for=1.2.3.4;host=evil.example"),
             ("X-Real-IP", "1.2.3.4"),
             ("X-Original-URL", "/admin"),
+            ("X-Forwarded", "for=1.2.3.4"),
+            ("Client-IP", "1.2.3.4"),
+            ("CF-Connecting-IP", "1.2.3.4"),
+            ("X-Original-Host", "evil.example"),
         ]);
         rules(&["10.0.0.0/8"]).apply(&mut request, ip("192.0.2.7"));
         assert_eq!(values(&request, FOR), ["192.0.2.7"]);
@@ -214,6 +246,10 @@ mod tests {
             "forwarded",
             "x-real-ip",
             "x-original-url",
+            "x-forwarded",
+            "client-ip",
+            "cf-connecting-ip",
+            "x-original-host",
         ] {
             assert!(
                 values(&request, removed).is_empty(),
@@ -231,12 +267,21 @@ mod tests {
             ("X-Forwarded-Host", "dash.example.com"),
             ("X-Real-IP", "203.0.113.9"),
             ("x_forwarded_for", "6.6.6.6"),
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X-Forwarded-Uri", "/admin"),
         ]);
         rules(&["10.0.0.0/8"]).apply(&mut request, ip("10.2.3.4"));
         assert_eq!(values(&request, FOR), ["203.0.113.9, 10.1.1.1, 10.2.3.4"]);
         assert_eq!(values(&request, PROTO), ["https"]);
         assert_eq!(values(&request, "x-real-ip"), ["203.0.113.9"]);
         assert!(values(&request, "x_forwarded_for").is_empty());
+        for rewrite in ["x-original-url", "x-rewrite-url", "x-forwarded-uri"] {
+            assert!(
+                values(&request, rewrite).is_empty(),
+                "expected {rewrite} to be removed even from a trusted peer"
+            );
+        }
     }
 
     #[test]
@@ -245,6 +290,16 @@ mod tests {
         assert!(!rules(&["10.0.0.0/8"]).is_trusted(ip("::ffff:11.0.0.1")));
         assert!(!rules(&[]).is_trusted(ip("127.0.0.1")));
         assert!(!rules(&["0.0.0.0/0"]).is_trusted(None));
+    }
+
+    #[test]
+    fn client_ip_reads_mapped_ipv4_as_ipv4() {
+        let rules = rules(&["10.0.0.0/8"]);
+        let headers = request(&[]);
+        assert_eq!(
+            rules.client_ip(&headers.headers, ip("::ffff:192.0.2.1")),
+            ip("192.0.2.1")
+        );
     }
 
     #[test]

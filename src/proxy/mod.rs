@@ -7,6 +7,7 @@ pub mod forwarded;
 pub mod identity;
 pub mod route;
 pub mod scim;
+pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub struct Portcullis {
 /// The connection settings of the proxy listener and of the dashboard.
 pub struct ProxySettings {
     /// Address of the dashboard.
-    pub upstream: SocketAddr,
+    pub upstream: upstream::UpstreamAddress,
     /// Time allowed to open a connection to the dashboard.
     pub connect_timeout: Duration,
     /// Longest wait for each read from the dashboard.
@@ -475,6 +476,9 @@ impl ProxyHttp for Portcullis {
         let head_bytes = request_head_bytes(session.req_header());
         if head_bytes > self.settings.max_request_header_bytes {
             tracing::debug!(request_id = %ctx.request_id, head_bytes, "request head too large");
+            // Pingora closes a connection whose request it did not read to
+            // the end, so the client must be told.
+            session.set_keepalive(None);
             header_too_large(session.req_header()).send(session).await?;
             return Ok(true);
         }
@@ -496,7 +500,13 @@ impl ProxyHttp for Portcullis {
         ctx: &mut RequestContext,
     ) -> pingora::Result<Box<HttpPeer>> {
         ctx.upstream_started = Some(Instant::now());
-        let mut peer = HttpPeer::new(self.settings.upstream, false, String::new());
+        let address = self.settings.upstream.resolve().await.map_err(|message| {
+            tracing::error!(error = %message, request_id = %ctx.request_id, "cannot resolve the dashboard's address");
+            let mut error = Error::new_up(pingora::ErrorType::ConnectNoRoute);
+            error.set_context(message);
+            error
+        })?;
+        let mut peer = HttpPeer::new(address, false, String::new());
         peer.options.connection_timeout = Some(self.settings.connect_timeout);
         peer.options.read_timeout = Some(self.settings.read_timeout);
         Ok(Box::new(peer))
@@ -514,10 +524,15 @@ impl ProxyHttp for Portcullis {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> pingora::Result<()> {
+        // SIGTERM may have arrived while the dashboard worked on this
+        // request; the connection then closes after it, so say so.
+        if self.lifecycle.is_draining() || session.is_process_shutting_down() {
+            session.set_keepalive(None);
+        }
         if let Some(cookie) = ctx.set_cookie.take() {
             upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
         }
