@@ -574,8 +574,11 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Resolved address of the admin listener.
     pub admin_listen: SocketAddr,
-    /// Resolved address of the dashboard.
-    pub upstream_addr: SocketAddr,
+    /// Host of the dashboard (a name or an IP address, without brackets),
+    /// resolved when requests need it.
+    pub upstream_host: String,
+    /// Port of the dashboard.
+    pub upstream_port: u16,
     /// The client secret, from the file or the configuration.
     pub client_secret: String,
     /// The Redis URL when the store is Redis.
@@ -716,7 +719,7 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
     validate_limits(&config)?;
     let trusted_proxies = parse_trusted_proxies(&config.server.trusted_proxies)?;
 
-    let upstream_addr = validate_upstream_url(&config.upstream.url)?;
+    let (upstream_host, upstream_port) = validate_upstream_url(&config.upstream.url)?;
     validate_issuer(&config.oidc.issuer)?;
     if config.oidc.client_id.is_empty() {
         return Err(ConfigError::invalid("oidc.client_id", "must not be empty"));
@@ -745,7 +748,8 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
         config,
         listen,
         admin_listen,
-        upstream_addr,
+        upstream_host,
+        upstream_port,
         client_secret,
         redis_url,
         cookie_keys,
@@ -932,7 +936,10 @@ fn validate_public_url(url: &Url) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn validate_upstream_url(url: &Url) -> Result<SocketAddr, ConfigError> {
+/// Checks the dashboard's URL and returns its host and port. A host name is
+/// not resolved here: the name of a Kubernetes Service may not exist yet
+/// when portcullis starts, and `check-config` must work outside the cluster.
+fn validate_upstream_url(url: &Url) -> Result<(String, u16), ConfigError> {
     const KEY: &str = "upstream.url";
     if url.scheme() != "http" {
         return Err(ConfigError::invalid(
@@ -943,18 +950,15 @@ fn validate_upstream_url(url: &Url) -> Result<SocketAddr, ConfigError> {
     let host = url
         .host_str()
         .ok_or_else(|| ConfigError::invalid(KEY, "has no host"))?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err(ConfigError::invalid(
+            KEY,
+            "must be an origin such as http://127.0.0.1:3000, without a path or query; request paths are forwarded as they arrive",
+        ));
+    }
     let port = url.port_or_known_default().unwrap_or(80);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    resolve_address(KEY, &format!("{}{port}", host_port_prefix(host)))
-}
-
-/// Formats `host` for a `host:port` string, bracketing IPv6 literals.
-fn host_port_prefix(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:")
-    } else {
-        format!("{host}:")
-    }
+    Ok((host.to_owned(), port))
 }
 
 fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {

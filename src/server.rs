@@ -20,6 +20,7 @@ use crate::config::{Config, SessionStoreKind, Settings};
 use crate::directory::{Directory, LazyDirectory};
 use crate::lifecycle::{ExitWhenIdle, Lifecycle, ShutdownSignals};
 use crate::proxy::forwarded::ForwardedHeaders;
+use crate::proxy::upstream::UpstreamAddress;
 use crate::proxy::{Portcullis, ProxySettings};
 use crate::scim::handler::{ScimService, ScimSettings};
 use crate::session::{CookieCodec, MemoryStore, RedisStore, SessionStore, Sessions};
@@ -106,7 +107,7 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         auth,
         scim,
         ProxySettings {
-            upstream: settings.upstream_addr,
+            upstream: UpstreamAddress::new(&settings.upstream_host, settings.upstream_port),
             connect_timeout: config.upstream.connect_timeout,
             read_timeout: config.upstream.read_timeout,
             keepalive_seconds: whole_seconds(config.server.keepalive_timeout),

@@ -54,7 +54,8 @@ fn minimal_file_uses_defaults() {
     assert_eq!(config.session.cache_ttl, Duration::from_secs(5));
     assert_eq!(config.oidc.scopes, ["openid", "email", "profile"]);
     assert_eq!(settings.client_secret, "s3cret");
-    assert_eq!(settings.upstream_addr.port(), 3000);
+    assert_eq!(settings.upstream_host, "127.0.0.1");
+    assert_eq!(settings.upstream_port, 3000);
     assert_eq!(
         settings.scim_base_url.as_str(),
         "https://dash.example.com/scim/v2"
