@@ -15,14 +15,15 @@ const LIMIT: usize = 2048;
 /// anyway, so a request that takes longer never received it.
 const CONTINUE_STALL: Duration = Duration::from_secs(1);
 
-/// Returns a User body of exactly `size` bytes, padded in `displayName`.
+/// Returns a User body of exactly `size` bytes, padded in `title`, which is
+/// not indexed and so has no length limit of its own.
 fn user_of_size(user_name: &str, size: usize) -> String {
-    let empty = json!({ "schemas": [USER_URN], "userName": user_name, "displayName": "" });
+    let empty = json!({ "schemas": [USER_URN], "userName": user_name, "title": "" });
     let padding = size
         .checked_sub(empty.to_string().len())
         .expect("the size fits the empty body");
     let mut body: Value = empty;
-    body["displayName"] = json!("x".repeat(padding));
+    body["title"] = json!("x".repeat(padding));
     let text = body.to_string();
     assert_eq!(text.len(), size, "the padded body has the requested size");
     text
