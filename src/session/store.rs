@@ -329,6 +329,7 @@ impl SessionStore for MemoryStore {
 }
 
 mod redis_store;
+pub mod redis_url;
 
 pub use redis_store::{RedisStore, Subscription};
 
