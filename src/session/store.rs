@@ -1,6 +1,6 @@
 //! The `SessionStore` trait, a small key-value interface with expiry, index
 //! sets and publish/subscribe, and its two implementations: Redis (shared by
-//! replicas) and process memory.
+//! replicas; one server, Sentinel or Cluster) and process memory.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,8 +40,13 @@ pub trait SessionStore: Send + Sync {
     /// Checks that the store answers, for the readiness probe.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Stores `value` under `key` like [`put`](Self::put) and adds `key` to
-    /// each set named in `indexes`, in one atomic step. Each index set then
-    /// lives at least `ttl`, so it outlives every key it lists.
+    /// each set named in `indexes`. Each index set then lives at least
+    /// `ttl`, so it outlives every key it lists. When it returns `Ok`, the
+    /// record is listed in every one of those sets, or a concurrent
+    /// [`take_index`](Self::take_index) of one of them has removed it. A
+    /// record is never left stored but missing from a set. The memory store
+    /// and one Redis server (also the master that Sentinel names) do this in
+    /// one atomic step, Redis Cluster in several.
     async fn put_indexed(
         &self,
         key: &str,
@@ -49,10 +54,15 @@ pub trait SessionStore: Send + Sync {
         ttl: Duration,
         indexes: &[String],
     ) -> Result<(), StoreError>;
-    /// Removes the index set `index` and every key it lists, in one atomic
-    /// step, and returns the keys that still existed. A concurrent
-    /// [`put_indexed`](Self::put_indexed) to the same index runs wholly
-    /// before or wholly after it.
+    /// Removes the index set `index` and every key it lists, and returns the
+    /// keys that still existed. A key that a concurrent
+    /// [`put_indexed`](Self::put_indexed) adds after the set was read stays,
+    /// listed in a new set. The memory store and one Redis server (also the
+    /// master that Sentinel names) do this in one atomic step. Redis Cluster
+    /// does it in several steps. Another reader can still read a listed key
+    /// for a moment, and the returned list can miss a key that a concurrent
+    /// `put_indexed` removed itself. An error can leave some keys removed
+    /// while the set lists the rest, so repeating the call finishes the job.
     async fn take_index(&self, index: &str) -> Result<Vec<String>, StoreError>;
     /// Replaces the value under `key` only while `key` exists, and returns
     /// whether it did. A record removed by [`take_index`](Self::take_index)
@@ -328,8 +338,10 @@ impl SessionStore for MemoryStore {
     }
 }
 
+mod cluster;
 mod redis_store;
 pub mod redis_url;
+mod sentinel;
 
 pub use redis_store::{RedisStore, Subscription};
 

@@ -1,66 +1,205 @@
-//! `RedisStore`: the session store in Redis, shared by every replica.
+//! `RedisStore`: the session store in Redis, shared by every replica, on
+//! one server, behind Redis Sentinel, or in Redis Cluster.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
-use redis::AsyncCommands;
-use tokio::sync::OnceCell;
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub, PubSubSink, PubSubStream,
+};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Value};
+use tokio::sync::{watch, OnceCell};
 
+use super::cluster::{self, ClusterNodes};
+use super::redis_url::RedisTopology;
+use super::sentinel::{MasterConnection, SentinelMaster};
 use super::{SessionStore, StoreError};
 
 /// Sessions in Redis, shared by every replica.
 ///
-/// The connection opens on first use, from the runtime that serves requests,
+/// The URL's form picks the topology (see [`RedisTopology`]):
+/// - one server, through a connection that reconnects by itself after Redis
+///   restarts;
+/// - the master that Redis Sentinel names, looked up again after a failover
+///   (see [`SentinelMaster`]);
+/// - Redis Cluster, through the redis crate's cluster connection, which
+///   follows slot moves and failovers. The two index operations then run in
+///   several steps (see [`cluster`]).
+///
+/// Connections open on first use, from the runtime that serves requests,
 /// because Tokio I/O objects stay bound to the runtime that created them. A
-/// failed connection attempt is retried on the next call, and an established
-/// connection reconnects by itself after Redis restarts.
+/// failed connection attempt is retried on the next call.
 pub struct RedisStore {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    backend: Backend,
     timeout: Duration,
 }
 
+/// The topology behind the store, each on the heap because the variants
+/// differ in size by hundreds of bytes.
+enum Backend {
+    Standalone(Box<StandaloneServer>),
+    Sentinel(Arc<SentinelMaster>),
+    Cluster(Box<ClusterNodes>),
+}
+
+struct StandaloneServer {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+}
+
+/// A connection of any of the three topologies. Every command the store
+/// sends works on each, except the two index scripts, which Cluster
+/// replaces.
+#[derive(Clone)]
+enum StoreConnection {
+    Standalone(ConnectionManager),
+    Sentinel(MasterConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for StoreConnection {
+    fn req_packed_command<'a>(&'a mut self, command: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            StoreConnection::Standalone(connection) => connection.req_packed_command(command),
+            StoreConnection::Sentinel(master) => master.connection.req_packed_command(command),
+            StoreConnection::Cluster(connection) => connection.req_packed_command(command),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            StoreConnection::Standalone(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            StoreConnection::Sentinel(master) => master
+                .connection
+                .req_packed_commands(pipeline, offset, count),
+            StoreConnection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            StoreConnection::Standalone(connection) => connection.get_db(),
+            StoreConnection::Sentinel(master) => master.connection.get_db(),
+            StoreConnection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 impl RedisStore {
-    /// Creates a store for `url`; nothing is connected yet.
+    /// Creates a store for `url`, in any form that [`RedisTopology`] reads;
+    /// nothing is connected yet.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {:?}", e.kind())))?;
-        Ok(RedisStore {
-            client,
-            connection: OnceCell::new(),
-            timeout,
+        let topology = RedisTopology::from_url(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: the URL {e}")))?;
+        let backend = match &topology {
+            RedisTopology::Standalone(info) => Backend::Standalone(Box::new(StandaloneServer {
+                client: redis::Client::open(info.clone()).map_err(|e| {
+                    StoreError::Unavailable(format!("invalid Redis URL: {:?}", e.kind()))
+                })?,
+                connection: OnceCell::new(),
+            })),
+            RedisTopology::Sentinel(sentinel) => {
+                Backend::Sentinel(SentinelMaster::new(sentinel, timeout)?)
+            }
+            RedisTopology::Cluster(nodes) => {
+                Backend::Cluster(Box::new(ClusterNodes::new(nodes, timeout)?))
+            }
+        };
+        Ok(RedisStore { backend, timeout })
+    }
+
+    async fn connection(&self) -> Result<StoreConnection, StoreError> {
+        match &self.backend {
+            Backend::Standalone(server) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                let connection = server
+                    .connection
+                    .get_or_try_init(|| {
+                        ConnectionManager::new_with_config(server.client.clone(), config)
+                    })
+                    .await
+                    .map_err(redis_error)?;
+                Ok(StoreConnection::Standalone(connection.clone()))
+            }
+            Backend::Sentinel(master) => master.connection().await.map(StoreConnection::Sentinel),
+            Backend::Cluster(nodes) => nodes.connection().await.map(StoreConnection::Cluster),
+        }
+    }
+
+    /// Runs one command with the configured timeout. With Sentinel, an
+    /// error or timeout that may mean a failover drops the connection to
+    /// the master, so the next command queries the sentinels again.
+    async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(StoreConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let mut used = None;
+        let attempt = async {
+            let connection = self.connection().await?;
+            used = Some(connection.clone());
+            let result = command(connection.clone()).await;
+            if let Err(error) = &result {
+                self.report_failure(&connection, Some(error));
+            }
+            result.map_err(redis_error)
+        };
+        let outcome = tokio::time::timeout(self.timeout, attempt).await;
+        outcome.unwrap_or_else(|_| {
+            if let Some(connection) = &used {
+                self.report_failure(connection, None);
+            }
+            Err(StoreError::Timeout(self.timeout))
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = self
-            .connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .map_err(redis_error)?;
-        Ok(connection.clone())
+    /// Tells the Sentinel backend that a command on `connection` failed with
+    /// `error`, or timed out when `error` is `None`.
+    fn report_failure(&self, connection: &StoreConnection, error: Option<&redis::RedisError>) {
+        if let (Backend::Sentinel(master), StoreConnection::Sentinel(used)) =
+            (&self.backend, connection)
+        {
+            master.report_failure(used, error);
+        }
     }
 
-    /// Runs one command with the configured timeout.
-    async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let attempt = async {
-            let connection = self.connection().await?;
-            command(connection).await.map_err(redis_error)
-        };
-        tokio::time::timeout(self.timeout, attempt)
-            .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
+    /// Opens a pub/sub connection: to the one server, to the master that the
+    /// sentinels name now, or to a seed node of the cluster. With Sentinel
+    /// it also returns what [`Subscription::master_moved`] watches.
+    async fn open_pubsub(&self) -> Result<(PubSub, Option<MasterWatch>), StoreError> {
+        match &self.backend {
+            Backend::Standalone(server) => {
+                let pubsub = server
+                    .client
+                    .get_async_pubsub()
+                    .await
+                    .map_err(redis_error)?;
+                Ok((pubsub, None))
+            }
+            Backend::Sentinel(master) => {
+                let (client, addresses) = master.current_master().await?;
+                let address = client.get_connection_info().addr().to_string();
+                let pubsub = client.get_async_pubsub().await.map_err(redis_error)?;
+                Ok((pubsub, Some(MasterWatch { addresses, address })))
+            }
+            Backend::Cluster(nodes) => Ok((nodes.pubsub().await.map_err(redis_error)?, None)),
+        }
     }
 }
 
@@ -82,8 +221,8 @@ return 1
 
 /// Deletes index set KEYS[1] and every record it lists; returns the records
 /// that existed.
-// NOTE: the script deletes keys it was not given in KEYS. Standalone Redis
-// allows that; Redis Cluster would not, because the keys hash to other slots.
+// The script deletes keys it was not given in KEYS. A single server allows
+// that; Redis Cluster does not, so it runs `cluster::take_index` instead.
 const TAKE_INDEX_SCRIPT: &str = r"
 local listed = redis.call('SMEMBERS', KEYS[1])
 redis.call('DEL', KEYS[1])
@@ -117,13 +256,13 @@ return 0
 /// Builds an `EVAL` of `script`. The scripts are a few hundred bytes, and
 /// Redis caches each compiled script, so sending the text every time costs
 /// little and needs no `EVALSHA` fallback.
-fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
+pub(super) fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
     let mut command = redis::cmd("EVAL");
     command.arg(script).arg(keys.len()).arg(keys);
     command
 }
 
-fn redis_error(error: redis::RedisError) -> StoreError {
+pub(super) fn redis_error(error: redis::RedisError) -> StoreError {
     // The error's Display can include the server's address but never the
     // password, so it is safe to log.
     StoreError::Unavailable(error.to_string())
@@ -163,19 +302,29 @@ impl SessionStore for RedisStore {
         indexes: &[String],
     ) -> Result<(), StoreError> {
         let millis = ttl_millis(ttl);
-        let mut keys = vec![key];
-        keys.extend(indexes.iter().map(String::as_str));
-        let mut command = eval(PUT_INDEXED_SCRIPT, &keys);
-        command.arg(value).arg(millis);
-        self.run(|mut c| async move { command.query_async::<i64>(&mut c).await })
-            .await
-            .map(drop)
+        self.run(|c| async move {
+            if let StoreConnection::Cluster(c) = &c {
+                return cluster::put_indexed(c, key, value, millis, indexes).await;
+            }
+            let mut keys = vec![key];
+            keys.extend(indexes.iter().map(String::as_str));
+            let mut command = eval(PUT_INDEXED_SCRIPT, &keys);
+            command.arg(value).arg(millis);
+            command.query_async::<i64>(&mut c.clone()).await.map(drop)
+        })
+        .await
     }
 
     async fn take_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
-        let command = eval(TAKE_INDEX_SCRIPT, &[index]);
-        self.run(|mut c| async move { command.query_async(&mut c).await })
-            .await
+        self.run(|c| async move {
+            if let StoreConnection::Cluster(c) = &c {
+                return cluster::take_index(c, index).await;
+            }
+            eval(TAKE_INDEX_SCRIPT, &[index])
+                .query_async(&mut c.clone())
+                .await
+        })
+        .await
     }
 
     async fn put_existing(
@@ -207,18 +356,19 @@ impl SessionStore for RedisStore {
 
     async fn subscribe(&self, channel: &str) -> Result<Option<Subscription>, StoreError> {
         let connect = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(channel).await?;
-            Ok(pubsub.split())
+            let (mut pubsub, master) = self.open_pubsub().await?;
+            pubsub.subscribe(channel).await.map_err(redis_error)?;
+            let (sink, stream) = pubsub.split();
+            Ok::<_, StoreError>((sink, stream, master))
         };
-        let (sink, stream) = tokio::time::timeout(self.timeout, connect)
+        let (sink, stream, master) = tokio::time::timeout(self.timeout, connect)
             .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
-            .map_err(redis_error)?;
+            .map_err(|_| StoreError::Timeout(self.timeout))??;
         Ok(Some(Subscription {
             sink,
             stream,
             timeout: self.timeout,
+            master,
         }))
     }
 
@@ -275,12 +425,24 @@ pub struct Subscription {
     sink: PubSubSink,
     stream: PubSubStream,
     timeout: Duration,
+    /// With Sentinel, the master this subscription is on and the addresses
+    /// that later lookups find.
+    master: Option<MasterWatch>,
+}
+
+/// The master a Sentinel subscription is on, and the master addresses that
+/// lookups publish.
+struct MasterWatch {
+    addresses: watch::Receiver<Option<String>>,
+    address: String,
 }
 
 impl Subscription {
-    /// Waits for the next message. `None` means the connection is lost:
-    /// Redis closed it, or a keep-alive `PING` got no reply in time. A
-    /// payload that is not UTF-8 arrives as an empty string.
+    /// Waits for the next message. `None` means the subscription ended:
+    /// Redis closed it, a keep-alive `PING` got no reply in time, or (with
+    /// Sentinel) the sentinels now name another master, whose publishes this
+    /// connection would miss. A payload that is not UTF-8 arrives as an
+    /// empty string.
     pub async fn next_message(&mut self) -> Option<String> {
         loop {
             tokio::select! {
@@ -292,6 +454,7 @@ impl Subscription {
                         return None;
                     }
                 }
+                () = master_moved(self.master.as_mut()) => return None,
             }
         }
     }
@@ -299,5 +462,30 @@ impl Subscription {
     async fn is_alive(&mut self) -> bool {
         let ping = self.sink.ping::<redis::Value>();
         matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+    }
+}
+
+/// Completes when a lookup finds a master other than the one `watch` is
+/// on; never completes without a watch, or once the store is dropped.
+async fn master_moved(watch: Option<&mut MasterWatch>) {
+    let Some(watch) = watch else {
+        return std::future::pending().await;
+    };
+    loop {
+        if watch.addresses.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let moved = watch
+            .addresses
+            .borrow_and_update()
+            .as_deref()
+            .is_some_and(|address| address != watch.address);
+        if moved {
+            tracing::info!(
+                master = %watch.address,
+                "ending the subscription on the old Redis master"
+            );
+            return;
+        }
     }
 }
