@@ -60,7 +60,10 @@ impl ClusterNodes {
     }
 
     /// Returns the cluster connection, opening it on first use. The
-    /// connection follows slot moves and failovers by itself.
+    /// connection follows slot moves by itself, and refreshes its slot map
+    /// after a failover.
+    // NOTE: the tests use a cluster without replicas, so no test runs a
+    // Cluster failover.
     pub(super) async fn connection(&self) -> Result<ClusterConnection, StoreError> {
         let connection = self
             .connection
