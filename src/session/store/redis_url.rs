@@ -148,7 +148,7 @@ pub enum RedisUrlError {
     #[error("names no host")]
     MissingHost,
     /// A host in the comma-separated list is empty or malformed.
-    #[error("address number {0} in the host list is not a valid host[:port]")]
+    #[error("address number {0} in the host list is not a valid host[:port]; a / @ : ? or , in a user name or password must be percent-encoded")]
     InvalidHost(usize),
     /// A user name, password or parameter value with a bad `%` escape.
     #[error(
