@@ -5,7 +5,9 @@
 # Kubernetes 1.33 schemas with unknown fields rejected
 # (kubernetes-validate --strict), and the output goes through yamllint.
 # Several replicas with in-memory sessions or with SQLite must fail to
-# render with the chart's message.
+# render with the chart's message. The Sentinel and Cluster URL forms must
+# reach the Secret unchanged, and a rediss:// URL, which portcullis cannot
+# use, must fail the values schema.
 # Prints one line per check and ends with "N passed, N failed"; exits 1
 # when any check failed.
 set -euo pipefail
@@ -111,6 +113,34 @@ expect_render_failure "reject 2 replicas with SQLite" \
 expect_render_failure "reject HPA with in-memory sessions" \
   "needs config.session.store: redis" \
   -f "$chart/ci/minimal-values.yaml" --set autoscaling.enabled=true
+expect_render_failure "reject a rediss:// Redis URL" \
+  "secret.redisUrl: Does not match pattern" \
+  -f "$chart/ci/sentinel-values.yaml" --set secret.redisUrl=rediss://:pw@redis:6379
+
+# expect_secret_url NAME URL HELM-ARGS...
+# Renders with the given values and checks that the Secret's redis-url key
+# is URL exactly.
+expect_secret_url() {
+  local name="$1" url="$2"
+  shift 2
+  if ! "$helm" template portcullis "$chart" --kube-version "$kube_version" "$@" >"$work/url.yaml" 2>"$work/url.err"; then
+    fail "$name: rendering failed" "$work/url.err"
+  elif grep -qxF "  redis-url: \"$url\"" "$work/url.yaml"; then
+    pass "$name"
+  else
+    grep -n "redis-url" "$work/url.yaml" >"$work/url.found" || true
+    fail "$name: the Secret's redis-url differs" "$work/url.found"
+  fi
+}
+
+sentinel_url="$(sed -n 's/^  redisUrl: //p' "$chart/ci/sentinel-values.yaml")"
+expect_secret_url "Sentinel URL reaches the Secret" "$sentinel_url" \
+  -f "$chart/ci/sentinel-values.yaml"
+# --set would split the URL at its commas, so it goes in a value file.
+cluster_url="redis+cluster://:pw@redis-cluster-0.redis-cluster.redis.svc:6379,redis-cluster-1.redis-cluster.redis.svc:6379"
+printf 'secret:\n  redisUrl: %s\n' "$cluster_url" >"$work/cluster-url.yaml"
+expect_secret_url "Cluster URL reaches the Secret" "$cluster_url" \
+  -f "$chart/ci/ha-postgres-values.yaml" -f "$work/cluster-url.yaml"
 
 echo "$passed passed, $failed failed"
 [[ "$failed" -eq 0 ]]

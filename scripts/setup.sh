@@ -3,7 +3,8 @@
 #
 # Expects the Rust toolchain, Node.js 20 with npm, Python 3.11 or later, and
 # root for apt-get. Installs with apt only the missing build and test tools
-# (cmake, redis-server), runs `npm ci` in tests/fixtures when node_modules is
+# (cmake, redis-server, and redis-cli, which the Redis Cluster tests use to
+# create a cluster; Debian ships it in redis-tools), runs `npm ci` in tests/fixtures when node_modules is
 # missing or older than package-lock.json, and creates the Python virtualenv
 # .venv with the SCIM conformance checker when it is missing. Prints nothing
 # when everything is already in place.
@@ -16,6 +17,7 @@ fixtures_dir="$repo_root/tests/fixtures"
 apt_requirements=(
   "cmake cmake"
   "redis-server redis-server"
+  "redis-cli redis-tools"
 )
 
 require_command() {

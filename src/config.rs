@@ -17,6 +17,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::session::store::redis_url::RedisTopology;
+
 /// Prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
@@ -225,7 +227,13 @@ pub struct SessionConfig {
     /// Session store.
     #[serde(default = "default_store")]
     pub store: SessionStoreKind,
-    /// Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS).
+    /// Redis URL: `redis://[[user]:password@]host[:port][/db]` for one
+    /// server, `redis+sentinel://[[user]:password@]host[:port][,…]/master-name[/db]`
+    /// for the master that Redis Sentinel names, or
+    /// `redis+cluster://[[user]:password@]host[:port][,…]` for Redis Cluster.
+    /// In a Sentinel URL the credentials before `@` are those of the master
+    /// and replicas. The sentinels get the `sentinel_username` and
+    /// `sentinel_password` query parameters, and no `AUTH` without them.
     #[serde(default)]
     pub redis_url: Option<String>,
     /// File whose contents is the Redis URL, for URLs that carry a password.
@@ -1024,32 +1032,31 @@ fn read_client_secret(oidc: &OidcConfig) -> Result<String, ConfigError> {
 }
 
 fn read_redis_url(session: &SessionConfig) -> Result<Option<String>, ConfigError> {
-    let url = match (&session.redis_url, &session.redis_url_file) {
+    let (key, url) = match (&session.redis_url, &session.redis_url_file) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::invalid(
                 "session.redis_url_file",
                 "set either session.redis_url or session.redis_url_file, not both",
             ))
         }
-        (Some(url), None) => Some(url.clone()),
-        (None, Some(path)) => Some(read_secret_file("session.redis_url_file", path)?),
-        (None, None) => None,
+        (Some(url), None) => ("session.redis_url", Some(url.clone())),
+        (None, Some(path)) => (
+            "session.redis_url_file",
+            Some(read_secret_file("session.redis_url_file", path)?),
+        ),
+        (None, None) => ("session.redis_url", None),
     };
     match (session.store, url) {
         (SessionStoreKind::Memory, _) => Ok(None),
         (SessionStoreKind::Redis, None) => Err(ConfigError::invalid(
-            "session.redis_url",
+            key,
             "missing; session.store = \"redis\" needs a Redis URL",
         )),
         (SessionStoreKind::Redis, Some(url)) => {
-            // The parse error of the redis crate may echo the URL, which can
-            // carry a password, so only the scheme rule is reported.
-            if redis::parse_redis_url(&url).is_none() {
-                return Err(ConfigError::invalid(
-                    "session.redis_url",
-                    "is not a valid redis:// or rediss:// URL",
-                ));
-            }
+            // The error names what is wrong but never repeats the URL, which
+            // can contain a password.
+            RedisTopology::from_url(&url)
+                .map_err(|error| ConfigError::invalid(key, error.to_string()))?;
             Ok(Some(url))
         }
     }

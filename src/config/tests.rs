@@ -257,6 +257,64 @@ fn secrets_from_files() {
 }
 
 #[test]
+fn redis_url_forms_are_checked() {
+    let accepted = [
+        "redis://:pw@redis-master:6379/0",
+        "redis+sentinel://:pw@sentinel-0:26379,sentinel-1:26379/mymaster/0",
+        "redis+sentinel://sentinel:26379/mymaster?sentinel_password=pw",
+        "redis+cluster://:pw@node-0:6379,node-1:6379,node-2:6379",
+    ];
+    for url in accepted {
+        let vars = [
+            ("PORTCULLIS_SESSION__STORE", "redis"),
+            ("PORTCULLIS_SESSION__REDIS_URL", url),
+        ];
+        let settings = load_text(MINIMAL, &vars).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(settings.redis_url.as_deref(), Some(url), "{url} is kept");
+    }
+
+    let rejected = [
+        ("rediss://:hunter2@redis:6379", "TLS"),
+        ("redis+sentinel://:hunter2@sentinel:26379", "master name"),
+        ("redis+sentinel://:hunter2@sentinel:26379/m/x", "database"),
+        ("redis+cluster://:hunter2@node-0:6379/1", "database 0"),
+        ("redis+cluster://:hunter2@node-0:x", "host[:port]"),
+        ("memcached://:hunter2@cache:11211", "redis+sentinel://"),
+    ];
+    for (url, expected) in rejected {
+        let vars = [
+            ("PORTCULLIS_SESSION__STORE", "redis"),
+            ("PORTCULLIS_SESSION__REDIS_URL", url),
+        ];
+        let error = load_text(MINIMAL, &vars).expect_err(url);
+        let message = error.to_string();
+        assert!(
+            message.starts_with("session.redis_url: "),
+            "{url}: the error names the key: {message}"
+        );
+        assert!(
+            message.contains(expected),
+            "{url}: expected {expected:?} in {message}"
+        );
+        assert!(
+            !message.contains("hunter2"),
+            "{url}: the error shows the password: {message}"
+        );
+    }
+
+    let file = write("redis+cluster://:hunter2@node-0:6379/3\n");
+    let text = format!(
+        "{MINIMAL}\n[session]\nstore = \"redis\"\nredis_url_file = {:?}\n",
+        file.path()
+    );
+    assert_eq!(
+        error_key(load_text(&text, &[])),
+        "session.redis_url_file",
+        "an invalid URL read from a file names the file's key"
+    );
+}
+
+#[test]
 fn invalid_values_name_their_key() {
     type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case> = vec![

@@ -1,6 +1,7 @@
 //! Server-side sessions: the `Session` model, the `SessionStore` trait with
-//! its Redis and in-memory stores, the session cookie codec, the in-process
-//! session cache, and the per-user index that revocation uses.
+//! its Redis (one server, Sentinel or Cluster) and in-memory stores, the
+//! session cookie codec, the in-process session cache, and the per-user
+//! index that revocation uses.
 //!
 //! The browser holds only a signed random id ([`cookie`]). Each record is
 //! stored under the SHA-256 of its secret (the session id, or the `state` of

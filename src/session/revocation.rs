@@ -4,8 +4,9 @@
 //! hashed identifiers of its user: the `sub` claim, the lower-cased `email`
 //! and `preferred_username`, and the provider's `sid` when there is one.
 //! [`Sessions::revoke`] takes one index set and deletes every session it
-//! lists in one atomic store operation, then publishes the deleted keys so
-//! that every replica drops its cached copies.
+//! lists (see [`SessionStore::take_index`](super::SessionStore::take_index)
+//! for what is atomic), then publishes the deleted keys so that every
+//! replica drops its cached copies.
 
 use std::time::Duration;
 
@@ -85,10 +86,11 @@ pub(super) fn index_keys(session: &Session) -> Vec<String> {
 
 impl Sessions {
     /// Ends every session listed under `key` and returns how many there
-    /// were. The records are deleted from the store in one atomic step, so a
-    /// session created at the same moment is either revoked or created
-    /// after the revocation. Then every replica drops its cached copies. An
-    /// error means nothing was revoked, and the call may be repeated.
+    /// were. A session created at the same moment is either revoked or
+    /// stays listed for the next revocation. Then every replica drops its
+    /// cached copies. An error means that some or none of the sessions were
+    /// deleted and the index still lists the rest, so the call may be
+    /// repeated.
     pub async fn revoke(&self, key: RevocationKey) -> Result<usize, StoreError> {
         let taken = self.store.take_index(&key.index_key()).await;
         crate::metrics::metrics().record_store("revoke", &taken);
@@ -176,6 +178,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::session::test_redis::cluster::TestCluster;
+    use crate::session::test_redis::sentinel::TestSentinel;
     use crate::session::test_redis::TestRedis;
     use crate::session::{unix_now, Identity, MemoryStore, RedisStore, SessionId};
 
@@ -261,45 +265,91 @@ mod tests {
         );
     }
 
-    /// Two replicas over one Redis: replica B serves alice's session from its
-    /// cache, replica A revokes it, and B stops serving it within a second.
-    #[tokio::test]
-    async fn revocation_reaches_other_replica_cache() {
-        let redis = TestRedis::start().await;
-        let replica = || {
-            let store = RedisStore::new(&redis.url(), Duration::from_secs(2)).expect("valid URL");
-            Sessions::new(Arc::new(store), Duration::from_secs(600))
-                .with_cache_ttl(Duration::from_secs(30))
-        };
-        let (a, b) = (replica(), replica());
-        let follower = b.clone();
-        let listener = tokio::spawn(async move { follower.follow_revocations().await });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !b.cache().is_live() {
-            assert!(Instant::now() < deadline, "replica B subscribed within 5 s");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    /// Returns a replica's sessions over the store at `url`, with the cache
+    /// on.
+    fn replica_over(url: &str) -> Sessions {
+        let store = RedisStore::new(url, Duration::from_secs(1)).expect("valid URL");
+        Sessions::new(Arc::new(store), Duration::from_secs(600))
+            .with_cache_ttl(Duration::from_secs(30))
+    }
 
+    /// Replica B serves alice's session from its cache, replica A revokes
+    /// it, and B stops serving it within a second. B must already follow
+    /// revocations.
+    async fn assert_revocation_reaches(a: &Sessions, b: &Sessions, case: &str) {
         let id = a
             .create(&session_of("alice", Some("alice@example.test"), None))
             .await
             .expect("create");
-        assert!(exists(&b, &id).await, "replica B loads alice's session");
-        assert_eq!(b.cache().len(), 1, "replica B cached the session");
+        assert!(
+            exists(b, &id).await,
+            "{case}: replica B loads alice's session"
+        );
+        assert_eq!(b.cache().len(), 1, "{case}: replica B cached the session");
 
         let revoked = a
             .revoke(RevocationKey::Email("alice@example.test".into()))
             .await
             .expect("revoke");
-        assert_eq!(revoked, 1, "one session revoked");
+        assert_eq!(revoked, 1, "{case}: one session revoked");
         let revoked_at = Instant::now();
-        while exists(&b, &id).await {
+        while exists(b, &id).await {
             assert!(
                 revoked_at.elapsed() < Duration::from_secs(1),
-                "replica B still served the revoked session after 1 s"
+                "{case}: replica B still served the revoked session after 1 s"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Two replicas over one Redis, and two over a Redis Cluster where they
+    /// subscribe on different nodes.
+    #[tokio::test]
+    async fn revocation_reaches_other_replica_cache() {
+        let (redis, cluster) = tokio::join!(TestRedis::start(), TestCluster::start());
+        let cases = [
+            ("redis", redis.url(), redis.url()),
+            ("cluster", cluster.url_from(0), cluster.url_from(1)),
+        ];
+        for (case, url_a, url_b) in cases {
+            let (a, b) = (replica_over(&url_a), replica_over(&url_b));
+            let follower = b.clone();
+            let listener = tokio::spawn(async move { follower.follow_revocations().await });
+            wait_until_live(&b, true, Duration::from_secs(5), case).await;
+            assert_revocation_reaches(&a, &b, case).await;
+            listener.abort();
+        }
+    }
+
+    /// Replica B follows revocations through Sentinel. The master dies, B
+    /// subscribes again on the new master, and a revocation from replica A
+    /// still reaches B's cache within a second.
+    #[tokio::test]
+    async fn revocations_follow_sentinel_failover() {
+        let mut group = TestSentinel::start(3).await;
+        group.wait_until_failover_ready().await;
+        let (a, b) = (replica_over(&group.url()), replica_over(&group.url()));
+        let follower = b.clone();
+        let listener = tokio::spawn(async move { follower.follow_revocations().await });
+        wait_until_live(&b, true, Duration::from_secs(5), "before the failover").await;
+
+        group.kill_master();
+        let killed_at = Instant::now();
+        wait_until_live(&b, false, Duration::from_secs(2), "after the master died").await;
+        wait_until_live(&b, true, Duration::from_secs(15), "on the new master").await;
+        println!(
+            "revocations followed again {} ms after the master was killed",
+            killed_at.elapsed().as_millis()
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while a.store().ping().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "replica A reached the new master within 5 s of replica B"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_revocation_reaches(&a, &b, "after the failover").await;
         listener.abort();
     }
 

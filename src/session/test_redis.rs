@@ -1,5 +1,9 @@
 //! A real `redis-server` for the component tests of the session stores,
-//! started on a free loopback port and killed on drop.
+//! started on a free loopback port and killed on drop, and the helpers that
+//! the Sentinel and Cluster fixtures share with it.
+
+pub mod cluster;
+pub mod sentinel;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -14,10 +18,13 @@ pub struct TestRedis {
     port: u16,
 }
 
-fn spawn_server(port: u16) -> Child {
+/// Starts redis-server on `port` without persistence, with `extra` options
+/// such as `["--replicaof", "127.0.0.1", "6379"]`.
+pub fn spawn_server(port: u16, extra: &[&str]) -> Child {
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -28,12 +35,9 @@ impl TestRedis {
     /// Starts redis-server and waits until it replies to PING. Fails the test, and
     /// never skips it, when `redis-server` is not installed.
     pub async fn start() -> TestRedis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = free_port();
         let server = TestRedis {
-            child: spawn_server(port),
+            child: spawn_server(port, &[]),
             port,
         };
         server.wait_until_ready().await;
@@ -56,41 +60,84 @@ impl TestRedis {
     /// it replies to PING.
     pub async fn restart(&mut self) {
         self.kill();
-        self.child = spawn_server(self.port);
+        self.child = spawn_server(self.port, &[]);
         self.wait_until_ready().await;
     }
 
     /// Runs one command and returns its reply.
     pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
-        let client = redis::Client::open(self.url()).expect("valid Redis URL");
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("the test redis-server accepts connections");
-        command
-            .query_async(&mut connection)
-            .await
-            .expect("the test redis-server runs the command")
+        query_port(self.port, command).await
     }
 
     async fn wait_until_ready(&self) {
-        let client = redis::Client::open(self.url()).expect("valid Redis URL");
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
-                let pong: redis::RedisResult<String> =
-                    redis::cmd("PING").query_async(&mut connection).await;
-                if pong.is_ok() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer PING within {READY_TIMEOUT:?}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_ready(self.port).await;
+    }
+}
+
+/// Returns a loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    free_ports(1)[0]
+}
+
+/// Returns `count` different loopback ports that were free a moment ago.
+/// Every listener stays bound until all are picked, so the kernel cannot
+/// hand out one port twice.
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+                .port()
+        })
+        .collect()
+}
+
+/// Runs one command on the server (or sentinel) at `port` and returns its
+/// reply, failing the test when it cannot.
+pub async fn query_port<T: redis::FromRedisValue>(port: u16, command: &redis::Cmd) -> T {
+    try_query_port(port, command)
+        .await
+        .unwrap_or_else(|e| panic!("{command:?} on port {port} failed: {e}"))
+}
+
+/// Runs one command on the server at `port`, with a 2 s limit on the whole
+/// attempt.
+pub async fn try_query_port<T: redis::FromRedisValue>(
+    port: u16,
+    command: &redis::Cmd,
+) -> redis::RedisResult<T> {
+    let attempt = async {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        command.query_async(&mut connection).await
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "test query timed out",
+            )))
+        })
+}
+
+/// Waits until the server at `port` replies to PING.
+pub async fn wait_until_ready(port: u16) {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while try_query_port::<String>(port, &redis::cmd("PING"))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server on port {port} did not answer PING within {READY_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

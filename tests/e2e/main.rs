@@ -5,7 +5,7 @@
 //! 127.0.0.2, everything else on 127.0.0.1) and kills them when it ends, so
 //! tests run in parallel and share nothing. They need `node` with the
 //! packages of tests/fixtures (installed by scripts/setup.sh, or here by
-//! `npm ci` when missing) and `redis-server` on the PATH.
+//! `npm ci` when missing) and `redis-server` and `redis-cli` on the PATH.
 //!
 //! Run them with `cargo test --test e2e`; a failing test prints the logs of
 //! its processes.
@@ -28,6 +28,7 @@ mod login;
 mod observability;
 mod okta_spec;
 mod redirect_loops;
+mod redis_topologies;
 mod refresh;
 mod scim_cli;
 mod scim_conformance;

@@ -87,7 +87,7 @@ sign users out at random and split the directory.
 {{- end }}
 {{- end }}
 {{- if eq $v.config.session.store "redis" }}
-{{- $_ = required "secret.redisUrl is required when config.session.store is redis, such as redis://:PASSWORD@redis-master:6379/0" $v.secret.redisUrl }}
+{{- $_ = required "secret.redisUrl is required when config.session.store is redis, such as redis://:PASSWORD@redis-master:6379/0, redis+sentinel://:PASSWORD@redis-sentinel:26379/mymaster or redis+cluster://:PASSWORD@redis-cluster-0:6379,redis-cluster-1:6379" $v.secret.redisUrl }}
 {{- end }}
 {{- if eq $v.config.directory.backend "postgres" }}
 {{- $_ = required "secret.databaseUrl is required when config.directory.backend is postgres, such as postgres://portcullis:PASSWORD@postgres:5432/portcullis" $v.secret.databaseUrl }}

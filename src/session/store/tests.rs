@@ -1,4 +1,7 @@
 use super::*;
+use crate::session::test_redis::cluster::TestCluster;
+use crate::session::test_redis::sentinel::TestSentinel;
+use crate::session::test_redis::TestRedis;
 
 #[tokio::test]
 async fn memory_store_take_is_single_use() {
@@ -47,20 +50,45 @@ async fn memory_store_expires_entries() {
     assert_eq!(store.get("k").await.expect("get"), None);
 }
 
-/// Both stores, each as a trait object, with a name for assertion messages.
-/// The Redis server lives as long as the returned guard.
-async fn both_stores() -> (
-    Vec<(&'static str, Box<dyn SessionStore>)>,
-    crate::session::test_redis::TestRedis,
-) {
-    let redis = crate::session::test_redis::TestRedis::start().await;
-    let redis_store =
-        RedisStore::new(&redis.url(), Duration::from_secs(2)).expect("valid Redis URL");
+/// The Redis deployments behind [`all_stores`], kept running as long as
+/// this guard lives.
+struct RedisServers {
+    _standalone: TestRedis,
+    _sentinel: TestSentinel,
+    _cluster: TestCluster,
+}
+
+/// Every store, each as a trait object, with a name for assertion messages:
+/// memory, one Redis server, Redis behind one sentinel, and a three-master
+/// Redis Cluster.
+async fn all_stores() -> (Vec<(&'static str, Box<dyn SessionStore>)>, RedisServers) {
+    let (standalone, sentinel, cluster) = tokio::join!(
+        TestRedis::start(),
+        TestSentinel::start(1),
+        TestCluster::start()
+    );
+    let timeout = Duration::from_secs(2);
     let stores: Vec<(&'static str, Box<dyn SessionStore>)> = vec![
         ("memory", Box::new(MemoryStore::new())),
-        ("redis", Box::new(redis_store)),
+        (
+            "redis",
+            Box::new(RedisStore::new(&standalone.url(), timeout).expect("valid Redis URL")),
+        ),
+        (
+            "sentinel",
+            Box::new(RedisStore::new(&sentinel.url(), timeout).expect("valid Sentinel URL")),
+        ),
+        (
+            "cluster",
+            Box::new(RedisStore::new(&cluster.url(), timeout).expect("valid Cluster URL")),
+        ),
     ];
-    (stores, redis)
+    let servers = RedisServers {
+        _standalone: standalone,
+        _sentinel: sentinel,
+        _cluster: cluster,
+    };
+    (stores, servers)
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -69,7 +97,7 @@ fn names(list: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn take_index_removes_listed_records() {
-    let (stores, _redis) = both_stores().await;
+    let (stores, _servers) = all_stores().await;
     let ttl = Duration::from_secs(60);
     for (name, store) in stores {
         store
@@ -131,7 +159,7 @@ async fn take_index_removes_listed_records() {
 
 #[tokio::test]
 async fn put_existing_never_recreates() {
-    let (stores, _redis) = both_stores().await;
+    let (stores, _servers) = all_stores().await;
     let ttl = Duration::from_secs(60);
     for (name, store) in stores {
         let written = store
@@ -158,34 +186,88 @@ async fn put_existing_never_recreates() {
     }
 }
 
+/// Logins and a revocation of their index set, run at the same time, never
+/// leave a record stored that the index set does not list. That is the
+/// guarantee revocation needs; Cluster keeps it without one atomic step.
+#[tokio::test]
+async fn index_race_leaves_no_unlisted_record() {
+    let (stores, _servers) = all_stores().await;
+    let ttl = Duration::from_secs(60);
+    let index = names(&["i:race", "i:other"]);
+    for (name, store) in stores {
+        for round in 0..20 {
+            let keys: Vec<String> = (0..4).map(|i| format!("race:{round}:{i}")).collect();
+            let puts = keys
+                .iter()
+                .map(|key| store.put_indexed(key, b"x".to_vec(), ttl, &index));
+            let (puts, taken) = tokio::join!(
+                futures_util::future::join_all(puts),
+                store.take_index("i:race")
+            );
+            for put in puts {
+                put.expect("put_indexed");
+            }
+            taken.expect("take_index");
+
+            let mut stored = Vec::new();
+            for key in &keys {
+                if store.get(key).await.expect("get").is_some() {
+                    stored.push(key.clone());
+                }
+            }
+            let listed = store.take_index("i:race").await.expect("take_index");
+            for key in &stored {
+                assert!(
+                    listed.contains(key),
+                    "{name}, round {round}: {key} is stored but i:race does not list it"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn redis_index_outlives_its_records() {
-    let redis = crate::session::test_redis::TestRedis::start().await;
-    let store = RedisStore::new(&redis.url(), Duration::from_secs(2)).expect("valid Redis URL");
-    let index = names(&["i:user"]);
-    store
-        .put_indexed("long", b"1".to_vec(), Duration::from_secs(600), &index)
-        .await
-        .expect("put_indexed");
-    store
-        .put_indexed("short", b"2".to_vec(), Duration::from_secs(5), &index)
-        .await
-        .expect("put_indexed");
-    let index_ttl: i64 = redis.query(redis::cmd("PTTL").arg("i:user")).await;
-    assert!(
-        index_ttl > 500_000,
-        "a shorter record must not shorten the index set's expiry, got {index_ttl} ms"
-    );
-    let record_ttl: i64 = redis.query(redis::cmd("PTTL").arg("short")).await;
-    assert!(
-        (1..=5_000).contains(&record_ttl),
-        "the record keeps its own expiry, got {record_ttl} ms"
-    );
+    let (redis, cluster) = tokio::join!(TestRedis::start(), TestCluster::start());
+    for (name, url) in [("redis", redis.url()), ("cluster", cluster.url())] {
+        let store = RedisStore::new(&url, Duration::from_secs(2)).expect("valid Redis URL");
+        let index = names(&["i:user"]);
+        store
+            .put_indexed("long", b"1".to_vec(), Duration::from_secs(600), &index)
+            .await
+            .expect("put_indexed");
+        store
+            .put_indexed("short", b"2".to_vec(), Duration::from_secs(5), &index)
+            .await
+            .expect("put_indexed");
+        let pttl = |key: &str| {
+            let mut command = redis::cmd("PTTL");
+            command.arg(key);
+            let (redis, cluster) = (&redis, &cluster);
+            async move {
+                if name == "cluster" {
+                    cluster.query::<i64>(&command).await
+                } else {
+                    redis.query::<i64>(&command).await
+                }
+            }
+        };
+        let index_ttl = pttl("i:user").await;
+        assert!(
+            index_ttl > 500_000,
+            "{name}: a shorter record must not shorten the index set's expiry, got {index_ttl} ms"
+        );
+        let record_ttl = pttl("short").await;
+        assert!(
+            (1..=5_000).contains(&record_ttl),
+            "{name}: the record keeps its own expiry, got {record_ttl} ms"
+        );
+    }
 }
 
 #[tokio::test]
 async fn redis_subscription_receives_and_ends() {
-    let mut redis = crate::session::test_redis::TestRedis::start().await;
+    let mut redis = TestRedis::start().await;
     let store = RedisStore::new(&redis.url(), Duration::from_secs(2)).expect("valid Redis URL");
     let mut subscription = store
         .subscribe("channel")

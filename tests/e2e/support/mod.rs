@@ -6,6 +6,8 @@
 //! | [`ports`] | loopback addresses and free ports |
 //! | [`process`] | child processes killed on drop, with their logs |
 //! | [`redis`] | a redis-server that can be stopped and restarted |
+//! | [`redis_sentinel`] | a Redis Sentinel group whose master can be killed |
+//! | [`redis_cluster`] | a three-master Redis Cluster |
 //! | [`fixtures`] | the Node.js OpenID provider and dashboard |
 //! | [`portcullis`] | the binary under test and its configuration file |
 //! | [`stack`] | all of the above for one test |
@@ -23,6 +25,8 @@ pub mod postgres;
 pub mod process;
 pub mod raw_http;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod scim;
 pub mod stack;
 

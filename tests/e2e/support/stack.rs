@@ -9,6 +9,8 @@ use super::fixtures::{Idp, Upstream};
 use super::portcullis::{Portcullis, PortcullisConfig, Store};
 use super::ports::{free_port, PROXY_HOST};
 use super::redis::RedisServer;
+use super::redis_cluster::RedisCluster;
+use super::redis_sentinel::SentinelGroup;
 
 /// Where the stack keeps sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,6 +20,12 @@ pub enum SessionStore {
     Memory,
     /// In a redis-server started for the test.
     Redis,
+    /// In a Sentinel group started for the test, through a
+    /// `redis+sentinel://` URL.
+    Sentinel,
+    /// In a three-master Redis Cluster started for the test, through a
+    /// `redis+cluster://` URL.
+    Cluster,
 }
 
 /// What a test's stack differs in from the default one.
@@ -42,8 +50,12 @@ pub struct Stack {
     pub upstream: Upstream,
     /// The OpenID provider.
     pub idp: Idp,
-    /// Redis, when the stack uses it.
+    /// Redis, when the stack uses one server.
     pub redis: Option<RedisServer>,
+    /// The Sentinel group, when the stack uses one.
+    pub sentinel: Option<SentinelGroup>,
+    /// The Redis Cluster, when the stack uses one.
+    pub cluster: Option<RedisCluster>,
     /// Configuration, logs and Redis data.
     _dir: TempDir,
 }
@@ -88,10 +100,13 @@ impl Stack {
         let proxy_origin =
             Url::parse(&format!("http://{PROXY_HOST}:{proxy_port}/")).expect("valid proxy URL");
 
-        let redis = match store {
-            SessionStore::Memory => None,
-            SessionStore::Redis => Some(RedisServer::start(dir.path()).await),
-        };
+        let (mut redis, mut sentinel, mut cluster) = (None, None, None);
+        match store {
+            SessionStore::Memory => {}
+            SessionStore::Redis => redis = Some(RedisServer::start(dir.path()).await),
+            SessionStore::Sentinel => sentinel = Some(SentinelGroup::start(dir.path()).await),
+            SessionStore::Cluster => cluster = Some(RedisCluster::start(dir.path()).await),
+        }
         let mut idp_env: Vec<(&str, &str)> = options
             .idp_env
             .iter()
@@ -110,10 +125,7 @@ impl Stack {
             admin_port,
             upstream: upstream.url.clone(),
             issuer: idp.issuer.clone(),
-            store: match &redis {
-                None => Store::Memory,
-                Some(redis) => Store::Redis(redis.url()),
-            },
+            store: store_setting(redis.as_ref(), sentinel.as_ref(), cluster.as_ref()),
         };
         let env: Vec<(&str, &str)> = options.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let portcullis = Portcullis::start_with_env(dir.path(), &config, &env).await;
@@ -122,8 +134,20 @@ impl Stack {
             upstream,
             idp,
             redis,
+            sentinel,
+            cluster,
             _dir: dir,
         }
+    }
+
+    /// Returns the session store setting of every portcullis process of the
+    /// stack.
+    fn store(&self) -> Store {
+        store_setting(
+            self.redis.as_ref(),
+            self.sentinel.as_ref(),
+            self.cluster.as_ref(),
+        )
     }
 
     /// Starts a second portcullis process with the same configuration (and
@@ -139,10 +163,7 @@ impl Stack {
             admin_port: free_port(PROXY_HOST),
             upstream: self.upstream.url.clone(),
             issuer: self.idp.issuer.clone(),
-            store: match &self.redis {
-                None => Store::Memory,
-                Some(redis) => Store::Redis(redis.url()),
-            },
+            store: self.store(),
         };
         Portcullis::start_with_env(&dir, &config, env).await
     }
@@ -177,4 +198,18 @@ impl Stack {
     pub fn admin_url(&self, path: &str) -> Url {
         self.portcullis.admin_url(path)
     }
+}
+
+/// Returns the store setting for whichever Redis deployment is given, or
+/// the in-memory store when none is.
+fn store_setting(
+    redis: Option<&RedisServer>,
+    sentinel: Option<&SentinelGroup>,
+    cluster: Option<&RedisCluster>,
+) -> Store {
+    let url = redis
+        .map(RedisServer::url)
+        .or_else(|| sentinel.map(SentinelGroup::url))
+        .or_else(|| cluster.map(RedisCluster::url));
+    url.map_or(Store::Memory, Store::Redis)
 }
