@@ -767,6 +767,9 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
     })
 }
 
+/// Longest accepted `server.drain_delay`.
+const MAX_DRAIN_DELAY: Duration = Duration::from_secs(600);
+
 /// Pingora reads request heads of at most 1 MiB - 1 byte, whatever is set.
 const MAX_REQUEST_HEADER_LIMIT: usize = 1_048_575;
 
@@ -785,6 +788,18 @@ fn validate_limits(config: &Config) -> Result<(), ConfigError> {
             "must be at least 1s",
         ));
     }
+    if config.upstream.connect_timeout.is_zero() {
+        return Err(ConfigError::invalid(
+            "upstream.connect_timeout",
+            "must be more than 0s",
+        ));
+    }
+    if config.server.drain_delay > MAX_DRAIN_DELAY {
+        return Err(ConfigError::invalid(
+            "server.drain_delay",
+            "must be at most 10m; the process does not stop while it lasts",
+        ));
+    }
     if config.upstream.read_timeout.is_zero() {
         return Err(ConfigError::invalid(
             "upstream.read_timeout",
@@ -794,24 +809,36 @@ fn validate_limits(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Parses `server.trusted_proxies`: CIDR blocks, or single addresses.
+/// Parses `server.trusted_proxies`: CIDR blocks, or single addresses. A
+/// block with host bits set (`10.0.0.1/8`) is rejected rather than widened
+/// silently, because it is usually a typo for a single address.
 fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    const KEY: &str = "server.trusted_proxies";
     entries
         .iter()
         .map(|entry| {
             let entry = entry.trim();
-            entry
+            let net = entry
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map(|net| net.trunc())
                 .map_err(|_| {
                     ConfigError::invalid(
-                        "server.trusted_proxies",
+                        KEY,
                         format!(
                             "{entry:?} is not an IP address or a CIDR block such as 10.0.0.0/8"
                         ),
                     )
-                })
+                })?;
+            if net.trunc() != net {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    format!(
+                        "{entry:?} has host bits set; write {} for the block or the address alone",
+                        net.trunc()
+                    ),
+                ));
+            }
+            Ok(net)
         })
         .collect()
 }

@@ -82,7 +82,7 @@ fn trusted_proxies_accept_addresses_and_blocks() {
         MINIMAL,
         &[(
             "PORTCULLIS_SERVER__TRUSTED_PROXIES",
-            "10.0.0.0/8, 192.168.1.7 fd00::/8 10.1.2.3/16",
+            "10.0.0.0/8, 192.168.1.7 fd00::/8 10.1.0.0/16",
         )],
     )
     .expect("valid trusted proxies");
@@ -352,6 +352,21 @@ fn invalid_values_name_their_key() {
             MINIMAL.to_owned(),
             vec![("PORTCULLIS_SERVER__TRUSTED_PROXIES", "10.0.0.0/33")],
             "server.trusted_proxies",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SERVER__TRUSTED_PROXIES", "10.0.0.1/8")],
+            "server.trusted_proxies",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_UPSTREAM__CONNECT_TIMEOUT", "0s")],
+            "upstream.connect_timeout",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SERVER__DRAIN_DELAY", "11m")],
+            "server.drain_delay",
         ),
         (
             MINIMAL.to_owned(),
