@@ -82,20 +82,14 @@ start_service() {
   service_pids+=("$!")
 }
 
-# Stops every started service. portcullis gets SIGINT, because Pingora 0.9
-# treats SIGTERM as a graceful shutdown that first sleeps for
-# grace_period_seconds (300 by default). The Node.js fixtures get SIGTERM, and
-# anything still running after STOP_TIMEOUT_SECONDS gets SIGKILL.
+# Stops every started service with SIGTERM; an idle portcullis exits at once.
+# Anything still running after STOP_TIMEOUT_SECONDS gets SIGKILL.
 stop_services() {
   trap - EXIT INT TERM
   local i pid deadline
   for i in "${!service_pids[@]}"; do
     pid="${service_pids[$i]}"
-    if [ "${service_names[$i]}" = portcullis ]; then
-      kill -INT "$pid" 2>/dev/null || true
-    else
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
+    kill -TERM "$pid" 2>/dev/null || true
   done
 
   deadline=$((SECONDS + STOP_TIMEOUT_SECONDS))
