@@ -5,6 +5,8 @@
 //! SCIM attribute names are case-insensitive (RFC 7643 section 2.1), so the
 //! attributes are found whatever the case of their names.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::{DirectoryError, Lookup, ResourceKind};
@@ -304,6 +306,7 @@ fn email_keys(attributes: &Map<String, Value>) -> Result<Vec<String>, DirectoryE
         }
     };
     let mut keys: Vec<String> = Vec::with_capacity(emails.len());
+    let mut seen = HashSet::with_capacity(emails.len());
     for email in emails {
         let value = match email {
             Value::Object(email) => optional_string(email, "value")?
@@ -317,7 +320,7 @@ fn email_keys(attributes: &Map<String, Value>) -> Result<Vec<String>, DirectoryE
             }
         };
         if let Some(key) = value.map(fold_case) {
-            if !keys.contains(&key) {
+            if seen.insert(key.clone()) {
                 keys.push(key);
             }
         }
@@ -337,10 +340,11 @@ fn parse_members(members: Value) -> Result<Vec<Member>, DirectoryError> {
         }
     };
     let mut members: Vec<Member> = Vec::with_capacity(entries.len());
+    let mut seen = HashSet::with_capacity(entries.len());
     for entry in entries {
         let member = parse_member(entry)?;
         // A repeated id is the same membership; the first entry wins.
-        if !members.iter().any(|known| known.value == member.value) {
+        if seen.insert(member.value.clone()) {
             members.push(member);
         }
     }

@@ -29,6 +29,7 @@
 //! written with the schema's canonical names (`UserName` becomes
 //! `userName`).
 
+mod index;
 mod value;
 
 use serde_json::{Map, Value};
@@ -41,9 +42,10 @@ use crate::scim::schema::{
     get_ignore_case, take_ignore_case, AttributeDef, Container, Mutability, ResolvedAttribute,
     ResourceType, Schema,
 };
+use index::RemovalSet;
 use value::{
     append_values, check_depth, coerce_multi, coerce_simple, into_items, into_list, into_object,
-    is_assigned, keep_single_primary, merge_complex, merge_sub_attribute, selected_for_removal,
+    is_assigned, keep_single_primary, merge_complex, merge_sub_attribute,
 };
 
 /// The `schemas` URN a PATCH body must carry.
@@ -639,12 +641,9 @@ impl Change<'_> {
         match (self.resolved.sub_attribute, self.value) {
             (None, Some(selection)) if attribute.multi_valued && !selection.is_null() => {
                 let entries = into_list(Some(selection.clone()));
+                let selected = RemovalSet::new(&entries);
                 let mut items = into_items(current, attribute);
-                items.retain(|item| {
-                    !entries
-                        .iter()
-                        .any(|entry| selected_for_removal(item, entry))
-                });
+                items.retain(|item| !selected.selects(item));
                 Some(Value::Array(items))
             }
             (None, _) => None,

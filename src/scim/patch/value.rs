@@ -3,11 +3,10 @@
 
 use serde_json::{Map, Number, Value};
 
+use super::index::ListIndex;
 use crate::scim::error::ScimError;
 use crate::scim::filter::{parse_boolean, parse_instant};
-use crate::scim::schema::{
-    get_ignore_case, take_ignore_case, AttributeDef, AttributeType, Mutability,
-};
+use crate::scim::schema::{take_ignore_case, AttributeDef, AttributeType, Mutability};
 
 /// Tells whether a value counts as assigned. RFC 7643 §2.5 makes null and
 /// an empty array equivalent to an absent attribute, and an empty object is
@@ -199,48 +198,22 @@ pub(super) fn coerce_multi(
 /// again with a new `display` keeps one entry. Returns the indexes of the
 /// values written.
 pub(super) fn append_values(items: &mut Vec<Value>, incoming: Vec<Value>) -> Vec<usize> {
-    let mut written = Vec::new();
+    let mut index = ListIndex::new(items);
+    let mut written = Vec::with_capacity(incoming.len());
     for value in incoming {
-        if let Some(index) = items.iter().position(|item| *item == value) {
-            written.push(index);
+        if let Some(position) = index.find_equal(items, &value) {
+            written.push(position);
             continue;
         }
-        match items.iter().position(|item| same_identity(item, &value)) {
-            Some(index) => {
-                items[index] = value;
-                written.push(index);
+        match index.find_same_identity(items, &value) {
+            Some(position) => {
+                index.replace(items, position, value);
+                written.push(position);
             }
-            None => {
-                items.push(value);
-                written.push(items.len() - 1);
-            }
+            None => written.push(index.push(items, value)),
         }
     }
     written
-}
-
-fn same_identity(a: &Value, b: &Value) -> bool {
-    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
-        return false;
-    };
-    let value_a = get_ignore_case(a, "value");
-    value_a.is_some()
-        && value_a == get_ignore_case(b, "value")
-        && get_ignore_case(a, "type") == get_ignore_case(b, "type")
-}
-
-/// Tells whether a value is selected by one entry of a `remove` operation's
-/// value list: by `value` when the entry has one, as Entra sends
-/// `{"value": "<id>"}` for members, else by equality.
-pub(super) fn selected_for_removal(item: &Value, entry: &Value) -> bool {
-    let item_value = item.as_object().and_then(|o| get_ignore_case(o, "value"));
-    match entry {
-        Value::Object(members) => match get_ignore_case(members, "value") {
-            Some(wanted) => item_value == Some(wanted),
-            None => item == entry,
-        },
-        scalar => item == scalar || item_value == Some(scalar),
-    }
 }
 
 /// Keeps `primary: true` on at most one value (RFC 7643 §2.4): the last of
