@@ -227,8 +227,8 @@ pub fn apply_patch(
 /// become canonical, `"True"` becomes `true`, a bare `manager` id becomes
 /// `{"value": id}`, and dotted and URN-qualified keys are placed. ReadOnly
 /// attributes (`id`, `meta`, `groups`) are dropped because the server sets
-/// them, and undefined attributes are dropped too. `schemas` is kept as
-/// sent, plus any extension in use.
+/// them, and undefined attributes are dropped too. `schemas` must be a list
+/// of strings, and is kept as sent plus any extension in use.
 pub fn coerce_resource(body: &Value, resource_type: &ResourceType) -> Result<Value, ScimError> {
     let Some(members) = body.as_object() else {
         return Err(ScimError::invalid_syntax(
@@ -237,8 +237,17 @@ pub fn coerce_resource(body: &Value, resource_type: &ResourceType) -> Result<Val
     };
     check_depth(body, MAX_VALUE_DEPTH)?;
     let mut document = Map::new();
-    if let Some(schemas) = get_ignore_case(members, "schemas") {
-        document.insert("schemas".to_owned(), schemas.clone());
+    match get_ignore_case(members, "schemas") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(schemas)) if schemas.iter().all(Value::is_string) => {
+            document.insert("schemas".to_owned(), Value::Array(schemas.clone()));
+        }
+        Some(_) => {
+            return Err(ScimError::invalid_value(format!(
+                "schemas must be a list of schema URNs, such as [\"{}\"]",
+                resource_type.schema.id
+            )))
+        }
     }
     apply_members(&mut document, members, PatchOpKind::Replace, resource_type)?;
     sync_schemas(&mut document, resource_type);

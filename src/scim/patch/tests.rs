@@ -1101,6 +1101,9 @@ fn coerce_adds_extension_schema_and_rejects_bad_values() {
         json!({"userName": "a", "active": "yes"}),
         json!({"userName": 5}),
         json!("not an object"),
+        json!({"userName": "a", "schemas": CORE_USER}),
+        json!({"userName": "a", "schemas": [CORE_USER, 7]}),
+        json!({"userName": "a", "schemas": {"id": CORE_USER}}),
     ];
     for body in cases {
         let error = coerce_resource(&body, &USER_RESOURCE).expect_err("invalid body");
