@@ -15,7 +15,7 @@ use super::filter::{index_lookup, matches, parse_filter, Filter, IndexedAttribut
 use super::handler::{directory_error, ScimRequest, ScimResponse, ScimSettings};
 use super::patch::{apply_patch, coerce_resource, PatchOpKind, PatchRequest};
 use super::revoke::{is_deactivated, SessionRevoker, UserIdentifiers};
-use super::schema::{ResourceType, GROUP_RESOURCE, USER_RESOURCE};
+use super::schema::{AttributeDef, Mutability, ResourceType, GROUP_RESOURCE, USER_RESOURCE};
 use crate::directory::{Directory, DirectoryError, Lookup, Page, ResourceKind, StoredResource};
 
 /// `schemas` URN of a `POST .search` body.
@@ -767,23 +767,27 @@ fn prepare_document(kind: ResourceKind, body: &Value) -> Result<Value, ScimError
 /// Rejects a single value where a POST or PUT body needs a list: every
 /// multi-valued attribute is a JSON array or null (RFC 7643 §2.4), at the top
 /// level and inside extension objects. PATCH values stay lenient, because
-/// clients send one member as an object there.
+/// clients send one member as an object there. A readOnly attribute such as
+/// a User's `groups` is ignored whatever its value (RFC 7644 §3.3).
 fn check_lists(body: &Value, resource_type: &ResourceType) -> Result<(), ScimError> {
     let Some(object) = body.as_object() else {
         return Ok(());
+    };
+    let needs_list = |attribute: &AttributeDef| {
+        attribute.multi_valued && attribute.mutability != Mutability::ReadOnly
     };
     for (key, value) in object {
         if let Some(extension) = resource_type.extension(key) {
             if let Some(members) = value.as_object() {
                 for (name, value) in members {
-                    let multi = extension.attribute(name).is_some_and(|a| a.multi_valued);
+                    let multi = extension.attribute(name).is_some_and(needs_list);
                     require_list(multi, name, value)?;
                 }
             }
             continue;
         }
         let multi = resource_type.resolve(key).is_some_and(|resolved| {
-            resolved.sub_attribute.is_none() && resolved.attribute.multi_valued
+            resolved.sub_attribute.is_none() && needs_list(resolved.attribute)
         });
         require_list(multi, key, value)?;
     }
