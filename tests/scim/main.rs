@@ -18,6 +18,7 @@
 //! | [`auth`] | bearer-token authentication failures |
 //! | [`bad_input`] | malformed bodies and media types, and that they change nothing |
 //! | [`concurrency`] | racing creates and membership updates |
+//! | [`hostile`] | tables of hostile input: huge bodies, pathological filters, SQL-like values, wrong types, duplicate `userName`s |
 //!
 //! Run them with `cargo test --test scim`.
 
@@ -33,5 +34,6 @@ mod concurrency;
 mod discovery;
 mod entra;
 mod filters;
+mod hostile;
 mod known_bugs;
 mod okta;

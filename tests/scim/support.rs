@@ -200,6 +200,20 @@ impl Fixture {
 
     /// Opens a fresh directory whose successful Group PATCHes return `status`.
     pub async fn with_group_patch_status(backend: Backend, status: StatusCode) -> Fixture {
+        Fixture::with_settings(backend, status, 64 * 1024).await
+    }
+
+    /// Opens a fresh directory that accepts request bodies of up to
+    /// `max_body_bytes`.
+    pub async fn with_max_body_bytes(backend: Backend, max_body_bytes: usize) -> Fixture {
+        Fixture::with_settings(backend, StatusCode::NO_CONTENT, max_body_bytes).await
+    }
+
+    async fn with_settings(
+        backend: Backend,
+        group_patch_status: StatusCode,
+        max_body_bytes: usize,
+    ) -> Fixture {
         let (directory, schema): (Arc<dyn Directory>, _) = match backend {
             Backend::Sqlite => {
                 let directory = SqliteDirectory::open("sqlite::memory:")
@@ -222,8 +236,8 @@ impl Fixture {
             .expect("the test token is stored");
         let settings = ScimSettings {
             base_url: BASE_URL.to_owned(),
-            group_patch_status: status,
-            max_body_bytes: 64 * 1024,
+            group_patch_status,
+            max_body_bytes,
         };
         Fixture {
             service: ScimService::new(directory.clone(), settings),
