@@ -73,6 +73,8 @@ pub struct Reply {
     pub headers: Vec<(HeaderName, String)>,
     /// The parsed body.
     pub body: Value,
+    /// The body as sent, to compare two responses byte for byte.
+    pub raw: Vec<u8>,
     /// Whether the response has a body at all.
     pub has_body: bool,
 }
@@ -297,6 +299,10 @@ impl Fixture {
             status: response.status,
             headers: response.headers,
             body,
+            raw: response
+                .body
+                .map(|bytes| bytes.to_vec())
+                .unwrap_or_default(),
             has_body,
         }
     }

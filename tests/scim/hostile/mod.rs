@@ -10,6 +10,9 @@
 //! | --- | --- |
 //! | [`bodies`] | nesting to 100,000 levels, long strings, 10,000 members, bodies at and over the size limit |
 //! | [`filters`] | deep, long and malformed filters in `GET ?filter=` and `.search`, and PATCH value paths |
+//! | [`sql_like`] | SQL fragments and `LIKE` wildcards in values and filter literals |
+//! | [`wrong_types`] | each wrong JSON type for every attribute of the served schemas, by POST, PUT and PATCH |
+//! | [`duplicates`] | a `userName` taken by create, replace and PATCH, in any case, freed by delete |
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +22,10 @@ use serde_json::json;
 use crate::support::{Call, Fixture, Reply, ERROR};
 
 mod bodies;
+mod duplicates;
 mod filters;
+mod sql_like;
+mod wrong_types;
 
 /// The body limit of the tables whose bodies reach it: the default of
 /// `scim.max_body_bytes`.
@@ -43,6 +49,10 @@ pub const INVALID_SYNTAX: Outcome = Outcome::Error(400, Some("invalidSyntax"));
 pub const INVALID_FILTER: Outcome = Outcome::Error(400, Some("invalidFilter"));
 /// `400` with `scimType` `invalidPath`.
 pub const INVALID_PATH: Outcome = Outcome::Error(400, Some("invalidPath"));
+/// `400` with `scimType` `mutability`.
+pub const MUTABILITY: Outcome = Outcome::Error(400, Some("mutability"));
+/// `409` with `scimType` `uniqueness`.
+pub const UNIQUENESS: Outcome = Outcome::Error(409, Some("uniqueness"));
 /// `413`, which RFC 7644 §3.12 gives no `scimType`.
 pub const TOO_LARGE: Outcome = Outcome::Error(413, None);
 
