@@ -44,8 +44,8 @@ use crate::scim::schema::{
 };
 use index::RemovalSet;
 use value::{
-    append_values, check_depth, coerce_multi, coerce_simple, into_items, into_list, into_object,
-    is_assigned, keep_single_primary, merge_complex, merge_sub_attribute,
+    append_values, check_depth, coerce_multi, coerce_simple, describe, into_items, into_list,
+    into_object, is_assigned, keep_single_primary, merge_complex, merge_sub_attribute,
 };
 
 /// The `schemas` URN a PATCH body must carry.
@@ -163,7 +163,7 @@ fn parse_operation(operation: &Value) -> Result<PatchOperation, ScimError> {
     let Some(op) = op_text.and_then(PatchOpKind::parse) else {
         return Err(ScimError::invalid_syntax(format!(
             "op must be add, replace or remove, not {}",
-            get_ignore_case(members, "op").map_or("missing".to_owned(), Value::to_string)
+            get_ignore_case(members, "op").map_or("missing".to_owned(), describe)
         )));
     };
     let path = match get_ignore_case(members, "path") {
@@ -171,7 +171,8 @@ fn parse_operation(operation: &Value) -> Result<PatchOperation, ScimError> {
         Some(Value::String(path)) => Some(path.clone()),
         Some(other) => {
             return Err(ScimError::invalid_path(format!(
-                "path must be a string, not {other}"
+                "path must be a string, not {}",
+                describe(other)
             )))
         }
     };
@@ -359,8 +360,9 @@ fn apply_extension_members(
             Ok(())
         }
         other => Err(ScimError::invalid_value(format!(
-            "the value of {} must be an object of its attributes, not {other}",
-            schema.id
+            "the value of {} must be an object of its attributes, not {}",
+            schema.id,
+            describe(other)
         ))),
     }
 }
@@ -378,7 +380,8 @@ fn apply_member(
             && get_ignore_case(document, "id").is_some_and(|current| current != value);
         if changes_id {
             return Err(ScimError::mutability(format!(
-                "id is readOnly and cannot change to {value}"
+                "id is readOnly and cannot change to {}",
+                describe(value)
             )));
         }
         return Ok(());

@@ -79,7 +79,7 @@ fn expected_kind(kind: AttributeType) -> &'static str {
 }
 
 /// Describes a JSON value for an error message without echoing long data.
-fn describe(value: &Value) -> String {
+pub(super) fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
         Value::Bool(flag) => format!("the boolean {flag}"),

@@ -7,8 +7,8 @@
 use http::Method;
 
 use super::{
-    incompressible, run_case, Failures, Outcome, INVALID_SYNTAX, INVALID_VALUE, MAX_BODY_BYTES,
-    TOO_LARGE,
+    incompressible, run_case, Failures, Outcome, INVALID_PATH, INVALID_SYNTAX, INVALID_VALUE,
+    MAX_BODY_BYTES, TOO_LARGE,
 };
 use crate::support::{
     both_backends, Backend, Fixture, ENTERPRISE, GROUP, PATCH_OP, SEARCH_REQUEST, USER,
@@ -318,6 +318,33 @@ fn long_string_cases(table: &mut Table) {
             r#"{{"schemas":["{GROUP}"],"displayName":"{TARGET_GROUP}","externalId":"{long}"}}"#
         ),
         INVALID_VALUE,
+    );
+    table.patch(
+        "an op of 900,000 bytes",
+        Target::User,
+        &format!(r#"[{{"op":"{huge}","path":"title","value":"x"}}]"#),
+        INVALID_SYNTAX,
+    );
+    table.patch(
+        "a path that is an array of 10,000 strings",
+        Target::User,
+        &format!(
+            r#"[{{"op":"replace","path":[{}],"value":"x"}}]"#,
+            repeated(10_000, |n| format!(r#""title{n}""#))
+        ),
+        INVALID_PATH,
+    );
+    table.patch(
+        "an enterprise extension value of 900,000 bytes",
+        Target::User,
+        &format!(r#"[{{"op":"replace","path":"{ENTERPRISE}","value":"{huge}"}}]"#),
+        INVALID_VALUE,
+    );
+    table.patch(
+        "an id of 900,000 bytes without a path",
+        Target::User,
+        &format!(r#"[{{"op":"replace","value":{{"id":"{huge}"}}}}]"#),
+        Outcome::Success(200),
     );
     table.post_user(
         "a title of 900,000 bytes",

@@ -31,6 +31,10 @@ mod wrong_types;
 /// `scim.max_body_bytes`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The maximum length of an error's `detail`. A detail may quote a
+/// filter, which has at most 4,096 bytes, but never a whole body.
+const MAX_DETAIL_BYTES: usize = 8 * 1024;
+
 /// The outcome a case expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -80,6 +84,13 @@ impl Outcome {
             && reply.body["detail"].as_str().is_some_and(|d| !d.is_empty());
         if !shape_ok {
             return Err(format!("expected a SCIM error body, got {}", body()));
+        }
+        let detail_length = reply.body["detail"].as_str().map_or(0, str::len);
+        if detail_length > MAX_DETAIL_BYTES {
+            return Err(format!(
+                "expected a detail of at most {MAX_DETAIL_BYTES} bytes, got {detail_length}: {}",
+                body()
+            ));
         }
         if reply.body.get("scimType").and_then(|t| t.as_str()) != scim_type {
             return Err(format!("expected scimType {scim_type:?}, got {}", body()));
