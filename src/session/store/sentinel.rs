@@ -28,13 +28,12 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, ServerErrorKind};
 use tokio::sync::watch;
 
-use super::redis_store::redis_error;
 use super::redis_url::SentinelTopology;
 use super::StoreError;
+use lookup::SentinelLookup;
 
 /// After a failed lookup, further lookups within this time fail at once with
 /// the same error. While a failover runs, every request would otherwise ask
@@ -43,8 +42,8 @@ const LOOKUP_RETRY_DELAY: Duration = Duration::from_millis(200);
 
 /// How often the watcher queries the sentinels whether the master moved. It
 /// bounds how long writes can still go to a demoted master that keeps
-/// running. Each check costs one `SENTINEL MASTERS` and one short
-/// connection to the master for `ROLE`.
+/// running. Each check costs one `SENTINEL MASTER` per sentinel and one
+/// short connection to the master for `ROLE` per replying sentinel.
 pub(super) const MASTER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The master of one Sentinel-monitored group and the connection to it.
@@ -60,8 +59,6 @@ pub(super) struct SentinelMaster {
     master_address: watch::Sender<Option<String>>,
     /// The name the sentinels monitor the master under.
     master_name: String,
-    /// Database and credentials of the data nodes.
-    data_node: SentinelNodeConnectionInfo,
     /// Timeouts of the connection to the master.
     connection_config: AsyncConnectionConfig,
     /// Limit of one watcher check.
@@ -75,7 +72,7 @@ pub(super) struct SentinelMaster {
 }
 
 struct Lookup {
-    sentinel: Sentinel,
+    sentinels: SentinelLookup,
     /// When the last lookup failed, and its error message.
     last_failure: Option<(Instant, String)>,
     /// Lookups failed in a row, so that a long outage logs a warning once
@@ -99,27 +96,26 @@ pub(super) struct MasterConnection {
 impl SentinelMaster {
     /// Prepares the lookup; nothing is connected yet. Each connection to the
     /// master, each command on it and each watcher check time out after
-    /// `timeout`.
+    /// `timeout`. Each sentinel, and the `ROLE` check of the master it
+    /// names, get half of it, so that a lookup fails, naming the sentinel
+    /// at fault, before the command that waits for it times out.
     pub(super) fn new(
         topology: &SentinelTopology,
         timeout: Duration,
     ) -> Result<Arc<Self>, StoreError> {
-        let sentinel = Sentinel::build(topology.sentinel_connections()).map_err(redis_error)?;
-        let data_node = SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(topology.data_credentials.redis_settings(topology.db));
+        let sentinels = SentinelLookup::new(topology, timeout / 2);
         let connection_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
         Ok(Arc::new_cyclic(|this| SentinelMaster {
             lookup: tokio::sync::Mutex::new(Lookup {
-                sentinel,
+                sentinels,
                 last_failure: None,
                 failures: 0,
             }),
             current: Mutex::new(None),
             master_address: watch::Sender::new(None),
             master_name: topology.master_name.clone(),
-            data_node,
             connection_config,
             timeout,
             generations: AtomicU64::new(0),
@@ -140,14 +136,19 @@ impl SentinelMaster {
             return Ok(master);
         }
         let client = self.find_master(&mut lookup).await?;
+        let address = client.get_connection_info().addr().to_string();
         let connection = client
             .get_multiplexed_async_connection_with_config(&self.connection_config)
             .await
-            .map_err(redis_error)?;
+            .map_err(|error| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to the Redis master {address} that the sentinels name: {error}"
+                ))
+            })?;
         let master = MasterConnection {
             connection,
             generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,
-            address: client.get_connection_info().addr().to_string(),
+            address,
         };
         *self.lock_current() = Some(master.clone());
         self.start_watcher();
@@ -219,19 +220,19 @@ impl SentinelMaster {
         }
     }
 
-    /// Queries the sentinels, in the configured order, for a master that they
-    /// do not consider down and that reports the master role itself. A
-    /// failure is logged and remembered for [`LOOKUP_RETRY_DELAY`].
+    /// Queries the sentinels, all at once, for a master that they do not
+    /// consider down and that reports the master role itself (see
+    /// [`SentinelLookup`]). A failure is logged and remembered for
+    /// [`LOOKUP_RETRY_DELAY`].
     async fn find_master(&self, lookup: &mut Lookup) -> Result<Client, StoreError> {
         if let Some((failed_at, message)) = &lookup.last_failure {
             if failed_at.elapsed() < LOOKUP_RETRY_DELAY {
                 return Err(StoreError::Unavailable(message.clone()));
             }
         }
-        let found = lookup
-            .sentinel
-            .async_master_for(&self.master_name, Some(&self.data_node))
-            .await;
+        let found = lookup.sentinels.find_master().await.and_then(|master| {
+            Client::open(master).map_err(|e| format!("invalid master address: {e}"))
+        });
         match found {
             Ok(client) => {
                 if lookup.failures > 0 {
@@ -332,5 +333,6 @@ pub(super) fn needs_new_master(error: &RedisError) -> bool {
         )
 }
 
+mod lookup;
 #[cfg(test)]
 mod tests;

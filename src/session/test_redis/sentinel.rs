@@ -208,6 +208,20 @@ impl TestSentinel {
         self.master.kill();
     }
 
+    /// Stops sentinel number `index` with `SIGSTOP`, so that it accepts TCP
+    /// connections (the kernel completes the handshake) but never answers,
+    /// like a hung process. The returned guard resumes it with `SIGCONT`
+    /// when dropped, also when the test panics.
+    pub fn pause_sentinel(&self, index: usize) -> PausedProcess {
+        let pid = self.sentinels[index]
+            .child
+            .as_ref()
+            .expect("the sentinel is running")
+            .id();
+        send_signal("STOP", pid);
+        PausedProcess { pid }
+    }
+
     /// Asks the first sentinel for the master's port until it is `port`, for
     /// at most `limit`. Returns the time it took.
     pub async fn wait_for_master(&self, port: u16, limit: Duration) -> Duration {
@@ -263,6 +277,28 @@ impl Drop for TestSentinel {
         self.master.kill();
         self.replica.kill();
     }
+}
+
+/// A process stopped with `SIGSTOP`, resumed with `SIGCONT` on drop.
+pub struct PausedProcess {
+    pid: u32,
+}
+
+impl Drop for PausedProcess {
+    fn drop(&mut self) {
+        send_signal("CONT", self.pid);
+    }
+}
+
+/// Sends `SIG<signal>` to `pid` with kill(1), which procps installs on
+/// every Debian system.
+fn send_signal(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{signal} {pid} failed: {status}");
 }
 
 /// Returns the value after `name` in a flat name, value, … reply.
