@@ -1,7 +1,9 @@
 //! The admin listener: `/livez`, `/readyz` and `/metrics`, on a port of their own so the
 //! proxy port never answers them (there they are ordinary dashboard paths).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -19,23 +21,31 @@ pub struct AdminApp {
     provider: Arc<Provider>,
     directory: Option<Arc<dyn Directory>>,
     lifecycle: Arc<Lifecycle>,
+    /// Where the proxy listener accepts connections, seen from this host.
+    proxy_address: SocketAddr,
 }
+
+/// Longest wait for the proxy listener to accept a probe connection.
+const PROXY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl AdminApp {
     /// Creates the app over what it checks: the session store, the provider
-    /// and, when SCIM is enabled, the directory. Readiness also turns false
-    /// once SIGTERM has arrived.
+    /// and, when SCIM is enabled, the directory, and that the proxy
+    /// listener at `proxy_listen` accepts connections. Readiness also turns
+    /// false once SIGTERM has arrived.
     pub fn new(
         store: Arc<dyn SessionStore>,
         provider: Arc<Provider>,
         directory: Option<Arc<dyn Directory>>,
         lifecycle: Arc<Lifecycle>,
+        proxy_listen: SocketAddr,
     ) -> Self {
         AdminApp {
             store,
             provider,
             directory,
             lifecycle,
+            proxy_address: reachable_address(proxy_listen),
         }
     }
 
@@ -55,6 +65,15 @@ impl AdminApp {
         }
         if !self.provider.is_discovered() {
             failed.push("oidc_discovery");
+        }
+        // Pingora binds each service's listener when the service starts, so
+        // the admin listener can answer before the proxy port accepts.
+        let connect = tokio::net::TcpStream::connect(self.proxy_address);
+        if !matches!(
+            tokio::time::timeout(PROXY_PROBE_TIMEOUT, connect).await,
+            Ok(Ok(_))
+        ) {
+            failed.push("proxy_listener");
         }
         failed
     }
@@ -90,6 +109,20 @@ impl ServeHttp for AdminApp {
     }
 }
 
+/// Returns an address that reaches a listener bound to `listen`: loopback
+/// for an unspecified address such as `0.0.0.0`.
+fn reachable_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
+        }
+        _ => listen,
+    }
+}
+
 /// Renders the metrics in the Prometheus text exposition format 0.0.4.
 fn metrics_text() -> Response<Vec<u8>> {
     let body = crate::metrics::metrics().render().into_bytes();
@@ -111,4 +144,23 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8>> {
         .header(http::header::CONTENT_LENGTH, body.len())
         .body(body)
         .expect("static status and headers form a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_listen_address_is_probed_on_loopback() {
+        let cases = [
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("[::]:8080", "[::1]:8080"),
+            ("10.1.2.3:8080", "10.1.2.3:8080"),
+        ];
+        for (listen, expected) in cases {
+            let listen: SocketAddr = listen.parse().expect("a socket address");
+            let expected: SocketAddr = expected.parse().expect("a socket address");
+            assert_eq!(reachable_address(listen), expected, "listen {listen}");
+        }
+    }
 }

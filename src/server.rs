@@ -133,6 +133,7 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
             provider.clone(),
             config.scim.enabled.then_some(directory),
             lifecycle.clone(),
+            settings.listen,
         )),
     );
     admin.add_tcp(&settings.admin_listen.to_string());
