@@ -18,12 +18,14 @@ use futures_util::future::{join_all, try_join_all};
 use redis::aio::PubSub;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncCommands, Client, ConnectionInfo, RedisResult};
+use redis::ServerErrorKind;
+use redis::{AsyncCommands, Client, ConnectionInfo, ErrorKind, RedisError, RedisResult};
 use tokio::sync::OnceCell;
 
 use super::redis_store::{eval, redis_error};
 use super::redis_url::ClusterTopology;
 use super::StoreError;
+use health::ClusterHealth;
 
 /// The cluster client and its lazily opened connection.
 pub(super) struct ClusterNodes {
@@ -35,6 +37,8 @@ pub(super) struct ClusterNodes {
     /// that after losing a node the next attempt starts at another one.
     next_seed: AtomicUsize,
     timeout: Duration,
+    /// Whether the cluster was last found down, so commands fail at once.
+    health: ClusterHealth,
 }
 
 impl ClusterNodes {
@@ -53,24 +57,49 @@ impl ClusterNodes {
         Ok(ClusterNodes {
             client: builder.build().map_err(redis_error)?,
             connection: OnceCell::new(),
+            health: ClusterHealth::new(seeds.clone(), timeout / 2),
             seeds,
             next_seed: AtomicUsize::new(0),
             timeout,
         })
     }
 
-    /// Returns the cluster connection, opening it on first use. The
-    /// connection follows slot moves by itself, and refreshes its slot map
-    /// after a failover.
+    /// Returns the cluster connection, opening it on first use, or fails at
+    /// once while the cluster is known to be down (see [`ClusterHealth`]).
+    /// The connection follows slot moves by itself, and refreshes its slot
+    /// map after a failover.
     // NOTE: the tests use a cluster without replicas, so no test runs a
     // Cluster failover.
     pub(super) async fn connection(&self) -> Result<ClusterConnection, StoreError> {
+        self.health.fail_fast().await?;
         let connection = self
             .connection
             .get_or_try_init(|| self.client.get_async_connection())
             .await
             .map_err(redis_error)?;
         Ok(connection.clone())
+    }
+
+    /// Checks `CLUSTER INFO` now; fails when no node reports
+    /// `cluster_state:ok`.
+    pub(super) async fn check_health(&self) -> Result<(), StoreError> {
+        self.health.check().await
+    }
+
+    /// Checks the cluster's state in the background after a command timed
+    /// out (`error` is `None`), failed with `CLUSTERDOWN`, or failed to reach
+    /// a node. A command on the slots of a dead master gets a connection
+    /// error, not `CLUSTERDOWN`. Other server errors, such as `WRONGTYPE`,
+    /// say nothing about the cluster.
+    pub(super) fn report_failure(&self, error: Option<&RedisError>) {
+        let may_be_down = match error.map(RedisError::kind) {
+            None | Some(ErrorKind::Server(ServerErrorKind::ClusterDown)) => true,
+            Some(ErrorKind::Server(_)) => false,
+            Some(_) => true,
+        };
+        if may_be_down {
+            self.health.check_later();
+        }
     }
 
     /// Opens a pub/sub connection to the first seed node that accepts one.
@@ -252,5 +281,6 @@ pub(super) async fn take_index(
     Err(error)
 }
 
+mod health;
 #[cfg(test)]
 mod tests;

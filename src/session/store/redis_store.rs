@@ -169,13 +169,15 @@ impl RedisStore {
         })
     }
 
-    /// Tells the Sentinel backend that a command on `connection` failed with
-    /// `error`, or timed out when `error` is `None`.
+    /// Tells the Sentinel or Cluster backend that a command on `connection`
+    /// failed with `error`, or timed out when `error` is `None`.
     fn report_failure(&self, connection: &StoreConnection, error: Option<&redis::RedisError>) {
-        if let (Backend::Sentinel(master), StoreConnection::Sentinel(used)) =
-            (&self.backend, connection)
-        {
-            master.report_failure(used, error);
+        match (&self.backend, connection) {
+            (Backend::Sentinel(master), StoreConnection::Sentinel(used)) => {
+                master.report_failure(used, error);
+            }
+            (Backend::Cluster(nodes), _) => nodes.report_failure(error),
+            _ => {}
         }
     }
 
@@ -288,7 +290,13 @@ impl SessionStore for RedisStore {
         self.run(|mut c| async move { c.del(key).await }).await
     }
 
+    /// Sends `PING`. For Cluster it first checks `CLUSTER INFO`, because a
+    /// live node replies to `PING` while the cluster rejects every command
+    /// with `CLUSTERDOWN`.
     async fn ping(&self) -> Result<(), StoreError> {
+        if let Backend::Cluster(nodes) = &self.backend {
+            nodes.check_health().await?;
+        }
         self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await
             .map(drop)

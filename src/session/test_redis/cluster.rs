@@ -76,6 +76,31 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("{command:?} on the test cluster failed: {e}"))
     }
 
+    /// Kills node number `index` at once, like a crash, and waits until
+    /// node `watcher` reports `cluster_state:fail`, which takes the 2 s node
+    /// timeout and a little more.
+    pub async fn kill_node(&mut self, index: usize, watcher: usize) {
+        let (child, _) = &mut self.nodes[index];
+        // kill fails only when the process already exited.
+        let _ = child.kill();
+        let _ = child.wait();
+        let port = self.nodes[watcher].1;
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        loop {
+            let info: String = try_query_port(port, redis::cmd("CLUSTER").arg("INFO"))
+                .await
+                .unwrap_or_default();
+            if info.contains("cluster_state:fail") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {port} did not report cluster_state:fail within {JOIN_TIMEOUT:?}:\n{info}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|(_, port)| *port).collect()
     }
