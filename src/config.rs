@@ -1067,9 +1067,15 @@ fn read_redis_url(session: &SessionConfig) -> Result<Option<String>, ConfigError
             ))
         }
         (Some(url), None) => ("session.redis_url", Some(url.clone())),
+        // A secret file often ends in a newline or a space that an editor
+        // or `echo` added; no valid URL ends in whitespace.
         (None, Some(path)) => (
             "session.redis_url_file",
-            Some(read_secret_file("session.redis_url_file", path)?),
+            Some(
+                read_secret_file("session.redis_url_file", path)?
+                    .trim_end_matches(|c: char| c.is_ascii_whitespace())
+                    .to_owned(),
+            ),
         ),
         (None, None) => ("session.redis_url", None),
     };

@@ -278,8 +278,27 @@ fn redis_url_forms_are_checked() {
         ("redis+sentinel://:hunter2@sentinel:26379", "master name"),
         ("redis+sentinel://:hunter2@sentinel:26379/m/x", "database"),
         ("redis+cluster://:hunter2@node-0:6379/1", "database 0"),
-        ("redis+cluster://:hunter2@node-0:x", "host[:port]"),
+        ("redis+cluster://:hunter2@node-0:x", "invalid port"),
         ("memcached://:hunter2@cache:11211", "redis+sentinel://"),
+        ("redis+cluster://:hunter2@node-0:6379 ", "whitespace"),
+        (
+            "redis+sentinel://:hunter2@s:26379/my%20master",
+            "master name",
+        ),
+        ("redis+sentinel://:hunter2@s:26379/a#b", "master name"),
+        (
+            "redis+sentinel://s:26379/m?sentinel_password=",
+            "sentinel_password",
+        ),
+        (
+            "redis+sentinel://:hunter2@s:26379/m/99999999999",
+            "database",
+        ),
+        ("redis://:hunter2@127.0.0.1:99999", "invalid port"),
+        ("redis://:hun/ter2@host:6379", "percent-encode"),
+        ("redis://:hunter2@/0", "names no host"),
+        ("redis://:hunter2@h1,h2/mymaster", "redis+cluster://"),
+        ("", "is empty"),
     ];
     for (url, expected) in rejected {
         let vars = [
@@ -301,6 +320,18 @@ fn redis_url_forms_are_checked() {
             "{url}: the error shows the password: {message}"
         );
     }
+
+    let file = write("redis+sentinel://:hunter2@s-0:26379,s-1:26379/mymaster \t\r\n");
+    let text = format!(
+        "{MINIMAL}\n[session]\nstore = \"redis\"\nredis_url_file = {:?}\n",
+        file.path()
+    );
+    let settings = load_text(&text, &[]).expect("trailing whitespace in the file is trimmed");
+    assert_eq!(
+        settings.redis_url.as_deref(),
+        Some("redis+sentinel://:hunter2@s-0:26379,s-1:26379/mymaster"),
+        "the URL from the file without its trailing whitespace"
+    );
 
     let file = write("redis+cluster://:hunter2@node-0:6379/3\n");
     let text = format!(

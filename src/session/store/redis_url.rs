@@ -27,8 +27,14 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionI
 /// Port of a sentinel when its host has none.
 const DEFAULT_SENTINEL_PORT: u16 = 26379;
 
-/// Port of a cluster node when its host has none.
+/// Port of a cluster node, or of a standalone server, when its host has
+/// none.
 const DEFAULT_CLUSTER_PORT: u16 = 6379;
+
+/// Highest database number: Redis reads its `databases` setting as a C
+/// `int`, and `SELECT` accepts an index below it. The default is 16
+/// databases (0 to 15), which the server then enforces.
+const MAX_DATABASE: i64 = i32::MAX as i64;
 
 /// The Redis deployment that a `session.redis_url` names.
 #[derive(Debug, Clone)]
@@ -135,15 +141,33 @@ fn connection_infos(
 /// the URL or any part of it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedisUrlError {
+    /// An empty URL, or one of only whitespace.
+    #[error("is empty")]
+    Empty,
+    /// Whitespace or a control character anywhere, often a trailing space
+    /// or newline.
+    #[error("contains whitespace or a control character; remove it, or write a space in a user name or password as %20")]
+    Whitespace,
     /// The scheme is none of the supported ones.
     #[error("must start with redis://, redis+sentinel://, redis+cluster:// or unix://")]
     UnknownScheme,
     /// A TLS scheme, which this build cannot connect with.
     #[error("uses TLS (rediss://), which this build of portcullis does not support; use a redis:// URL on a trusted network")]
     Tls,
-    /// A standalone URL that the redis crate rejects.
-    #[error("is not a valid redis:// URL")]
+    /// A standalone URL that the redis crate rejects, for none of the
+    /// reasons that have their own variant.
+    #[error("is not a valid redis:// URL; the form is redis://[[user]:password@]host[:port][/db]")]
     InvalidStandalone,
+    /// A `redis://` URL with a comma-separated host list.
+    #[error("lists several hosts, which redis:// does not accept; use redis+sentinel://host,host/master-name for Sentinel or redis+cluster://host,host for Cluster")]
+    SeveralHosts,
+    /// An `@` after the first `/`, `?` or `#`: a user name or password
+    /// contains one of these unescaped, so the URL ends early.
+    #[error("has an @ after a / ? or #, so the user name or password contains one of them unescaped; percent-encode / as %2F, ? as %3F and # as %23")]
+    UnescapedUserinfo,
+    /// A port that is not a number from 1 to 65535.
+    #[error("has an invalid port in address number {0} of the host list; a port is a number from 1 to 65535")]
+    InvalidPort(usize),
     /// No host before the path.
     #[error("names no host")]
     MissingHost,
@@ -155,16 +179,25 @@ pub enum RedisUrlError {
         "contains a user name, password or parameter value that is not valid percent-encoded UTF-8"
     )]
     InvalidEncoding,
+    /// A master name outside the character set that Sentinel accepts.
+    #[error("has an invalid Sentinel master name: Sentinel accepts only letters, digits and . - _ in it")]
+    InvalidMasterName,
     /// A Sentinel URL without the master name.
     #[error("needs the Sentinel master name as its path, as in redis+sentinel://sentinel-0:26379/mymaster")]
     MissingMasterName,
-    /// A database that is not a non-negative integer, or a path with more
-    /// segments than `/master-name/db`.
-    #[error("has an invalid database: after the master name only a database number from 0 up may follow, as in /mymaster/0")]
+    /// A database that is not an integer from 0 to 2147483647, or a
+    /// path with more segments than `/master-name/db`.
+    #[error("has an invalid database: after the master name only a database number from 0 to 2147483647 may follow, as in /mymaster/0 (Redis has 16 databases unless its databases setting says otherwise)")]
     InvalidDatabase,
+    /// A `redis://` database number outside 0 to 2147483647.
+    #[error("has an invalid database: it must be a number from 0 to 2147483647 (Redis has 16 databases unless its databases setting says otherwise)")]
+    DatabaseOutOfRange,
     /// A Cluster URL with a path other than `/` or `/0`.
     #[error("has a path, but Redis Cluster has only database 0; remove the path")]
     ClusterDatabase,
+    /// A `sentinel_username` or `sentinel_password` without a value.
+    #[error("has an empty sentinel_username or sentinel_password parameter; give it a value, or remove it when the sentinels need no credentials")]
+    EmptyParameter,
     /// A query parameter that the form does not know.
     #[error("has an unknown query parameter; a Sentinel URL accepts sentinel_username and sentinel_password, a Cluster URL none")]
     UnknownParameter,
@@ -173,6 +206,12 @@ pub enum RedisUrlError {
 impl RedisTopology {
     /// Reads `url` in one of the forms in the module documentation.
     pub fn from_url(url: &str) -> Result<RedisTopology, RedisUrlError> {
+        if url.trim().is_empty() {
+            return Err(RedisUrlError::Empty);
+        }
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(RedisUrlError::Whitespace);
+        }
         let (scheme, rest) = url.split_once("://").ok_or(RedisUrlError::UnknownScheme)?;
         match scheme.to_ascii_lowercase().as_str() {
             "redis+sentinel" => parse_sentinel(rest).map(RedisTopology::Sentinel),
@@ -184,10 +223,38 @@ impl RedisTopology {
 }
 
 fn parse_standalone(url: &str) -> Result<ConnectionInfo, RedisUrlError> {
-    let parsed = redis::parse_redis_url(url).ok_or(RedisUrlError::UnknownScheme)?;
-    parsed
-        .into_connection_info()
-        .map_err(|_| RedisUrlError::InvalidStandalone)
+    let info = redis::parse_redis_url(url)
+        .and_then(|parsed| parsed.into_connection_info().ok())
+        .ok_or_else(|| diagnose_standalone(url))?;
+    if !(0..=MAX_DATABASE).contains(&info.redis_settings().db()) {
+        return Err(RedisUrlError::DatabaseOutOfRange);
+    }
+    Ok(info)
+}
+
+/// Finds out why the redis crate rejected `url`, for a message more useful
+/// than its own, which can repeat the URL.
+fn diagnose_standalone(url: &str) -> RedisUrlError {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return RedisUrlError::UnknownScheme;
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "redis" | "valkey" => {}
+        "unix" | "redis+unix" | "valkey+unix" => return RedisUrlError::InvalidStandalone,
+        _ => return RedisUrlError::UnknownScheme,
+    }
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let parts = split_url(rest);
+    if parts.path.contains('@') || parts.query.is_some_and(|query| query.contains('@')) {
+        return RedisUrlError::UnescapedUserinfo;
+    }
+    if parts.hosts.contains(',') {
+        return RedisUrlError::SeveralHosts;
+    }
+    match parse_hosts(parts.hosts, DEFAULT_CLUSTER_PORT) {
+        Err(error) => error,
+        Ok(_) => RedisUrlError::InvalidStandalone,
+    }
 }
 
 /// The parts of `[userinfo@]hosts[/path][?query]`, split but not decoded.
@@ -229,12 +296,15 @@ fn parse_sentinel(rest: &str) -> Result<SentinelTopology, RedisUrlError> {
     if master_name.is_empty() {
         return Err(RedisUrlError::MissingMasterName);
     }
+    if !is_valid_master_name(&master_name) {
+        return Err(RedisUrlError::InvalidMasterName);
+    }
     let db = match segments.next() {
         None | Some("") => 0,
         Some(db) => db
             .parse::<i64>()
             .ok()
-            .filter(|db| *db >= 0)
+            .filter(|db| (0..=MAX_DATABASE).contains(db))
             .ok_or(RedisUrlError::InvalidDatabase)?,
     };
     if segments.any(|segment| !segment.is_empty()) {
@@ -243,6 +313,10 @@ fn parse_sentinel(rest: &str) -> Result<SentinelTopology, RedisUrlError> {
 
     let mut sentinel_credentials = Credentials::default();
     for (name, value) in parse_query(parts.query)? {
+        let known = matches!(name.as_str(), "sentinel_username" | "sentinel_password");
+        if known && value.is_empty() {
+            return Err(RedisUrlError::EmptyParameter);
+        }
         match name.as_str() {
             "sentinel_username" => sentinel_credentials.username = Some(value),
             "sentinel_password" => sentinel_credentials.password = Some(value),
@@ -271,6 +345,13 @@ fn parse_cluster(rest: &str) -> Result<ClusterTopology, RedisUrlError> {
     Ok(ClusterTopology { nodes, credentials })
 }
 
+/// Tells whether Sentinel accepts `name` as a master name. The
+/// sentinel.conf that Redis ships (7.0) limits it to A-z, 0-9 and `.-_`.
+fn is_valid_master_name(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b))
+}
+
 /// Reads `user:password`, `:password` or `user`.
 fn parse_userinfo(userinfo: Option<&str>) -> Result<Credentials, RedisUrlError> {
     let Some(userinfo) = userinfo else {
@@ -296,18 +377,25 @@ fn parse_hosts(hosts: &str, default_port: u16) -> Result<Vec<ConnectionAddr>, Re
     hosts
         .split(',')
         .enumerate()
-        .map(|(index, entry)| {
-            parse_host(entry, default_port).ok_or(RedisUrlError::InvalidHost(index + 1))
-        })
+        .map(|(index, entry)| parse_host(entry, default_port, index + 1))
         .collect()
 }
 
-fn parse_host(entry: &str, default_port: u16) -> Option<ConnectionAddr> {
+/// Reads entry number `number` of a host list.
+fn parse_host(
+    entry: &str,
+    default_port: u16,
+    number: usize,
+) -> Result<ConnectionAddr, RedisUrlError> {
+    let invalid_host = RedisUrlError::InvalidHost(number);
     let (host, port) = if let Some(bracketed) = entry.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']')?;
+        let (host, after) = bracketed.split_once(']').ok_or(invalid_host.clone())?;
         match after {
             "" => (host, None),
-            _ => (host, Some(after.strip_prefix(':')?)),
+            _ => (
+                host,
+                Some(after.strip_prefix(':').ok_or(invalid_host.clone())?),
+            ),
         }
     } else {
         match entry.split_once(':') {
@@ -320,13 +408,17 @@ fn parse_host(entry: &str, default_port: u16) -> Option<ConnectionAddr> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
     if !valid_host {
-        return None;
+        return Err(invalid_host);
     }
     let port = match port {
         None => default_port,
-        Some(port) => port.parse::<u16>().ok().filter(|port| *port != 0)?,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or(RedisUrlError::InvalidPort(number))?,
     };
-    Some(ConnectionAddr::Tcp(host.to_owned(), port))
+    Ok(ConnectionAddr::Tcp(host.to_owned(), port))
 }
 
 /// Reads `name=value&…`, percent-decoding both. A `+` stays a `+`, unlike
@@ -386,6 +478,11 @@ mod tests {
         );
         assert_eq!(topology.master_name, "my-master");
         assert_eq!(topology.db, 3);
+        assert_eq!(
+            sentinel("redis+sentinel://s1/my_master.v2/2147483647").db,
+            2147483647,
+            "the largest database Redis can be configured for"
+        );
         assert_eq!(
             topology.data_credentials,
             Credentials {
@@ -459,6 +556,7 @@ mod tests {
         for url in [
             "redis://127.0.0.1:6379",
             "redis://:pw@redis-master:6379/2",
+            "redis://h/2147483647",
             "unix:///run/redis.sock",
         ] {
             assert!(
@@ -482,9 +580,13 @@ mod tests {
             ("redis+sentinel://s1", RedisUrlError::MissingMasterName),
             ("redis+sentinel://s1/", RedisUrlError::MissingMasterName),
             ("redis+sentinel://s1,/m", RedisUrlError::InvalidHost(2)),
-            ("redis+sentinel://s1:0/m", RedisUrlError::InvalidHost(1)),
-            ("redis+sentinel://s1:x/m", RedisUrlError::InvalidHost(1)),
-            ("redis+sentinel://s 1/m", RedisUrlError::InvalidHost(1)),
+            ("redis+sentinel://s1:0/m", RedisUrlError::InvalidPort(1)),
+            ("redis+sentinel://s1:x/m", RedisUrlError::InvalidPort(1)),
+            (
+                "redis+sentinel://s1,s2:99999/m",
+                RedisUrlError::InvalidPort(2),
+            ),
+            ("redis+sentinel://s!1/m", RedisUrlError::InvalidHost(1)),
             ("redis+sentinel://[::1/m", RedisUrlError::InvalidHost(1)),
             ("redis+sentinel://s1/m/x", RedisUrlError::InvalidDatabase),
             ("redis+sentinel://s1/m/-1", RedisUrlError::InvalidDatabase),
@@ -500,6 +602,56 @@ mod tests {
                 RedisUrlError::UnknownParameter,
             ),
             ("redis+cluster://", RedisUrlError::MissingHost),
+            (
+                "redis+cluster://n1:7000,n2:7001 ",
+                RedisUrlError::Whitespace,
+            ),
+            ("redis+sentinel://s1/mymaster\t", RedisUrlError::Whitespace),
+            ("redis+sentinel://s1/my master", RedisUrlError::Whitespace),
+            (
+                "redis+sentinel://s1/my%20master",
+                RedisUrlError::InvalidMasterName,
+            ),
+            (
+                "redis+sentinel://s1/my#master",
+                RedisUrlError::InvalidMasterName,
+            ),
+            (
+                "redis+sentinel://s1/my%3Fmaster",
+                RedisUrlError::InvalidMasterName,
+            ),
+            (
+                "redis+sentinel://s1/my%2Fmaster",
+                RedisUrlError::InvalidMasterName,
+            ),
+            (
+                "redis+sentinel://s1/mymaster?sentinel_password=",
+                RedisUrlError::EmptyParameter,
+            ),
+            (
+                "redis+sentinel://s1/mymaster?sentinel_username=&sentinel_password=x",
+                RedisUrlError::EmptyParameter,
+            ),
+            (
+                "redis+sentinel://s1/mymaster/99999999999",
+                RedisUrlError::InvalidDatabase,
+            ),
+            ("", RedisUrlError::Empty),
+            ("  ", RedisUrlError::Empty),
+            ("redis://:pw@127.0.0.1:99999", RedisUrlError::InvalidPort(1)),
+            ("redis://h:abc", RedisUrlError::InvalidPort(1)),
+            (
+                "redis://:Hun/ter2@host:6379",
+                RedisUrlError::UnescapedUserinfo,
+            ),
+            (
+                "redis://:Hun?ter2@host:6379",
+                RedisUrlError::UnescapedUserinfo,
+            ),
+            ("redis://:pw@/0", RedisUrlError::MissingHost),
+            ("redis://h1,h2/mymaster", RedisUrlError::SeveralHosts),
+            ("redis://h/99999999999", RedisUrlError::DatabaseOutOfRange),
+            ("redis://h/-1", RedisUrlError::DatabaseOutOfRange),
         ];
         for (url, expected) in cases {
             let error = RedisTopology::from_url(url).expect_err(url);
