@@ -26,6 +26,7 @@ use crate::auth::provisioning::{access_denied_json, access_denied_page, Forwarde
 use crate::auth::{Auth, Authenticated};
 use crate::lifecycle::{InFlight, Lifecycle};
 use crate::scim::handler::ScimService;
+use crate::session::store::LogLimiter;
 use crate::session::Identity;
 use crate::web::{cookies, LocalResponse};
 use forwarded::ForwardedHeaders;
@@ -196,7 +197,12 @@ impl Portcullis {
             },
             Ok(None) => Decision::Respond(self.unauthenticated(request).await),
             Err(error) => {
-                tracing::error!(error = %error, "session store unavailable");
+                // During an outage every request fails the same way, so one
+                // line per second, with the count of the others, is enough.
+                static LOG_LIMIT: LogLimiter = LogLimiter::new(Duration::from_secs(1));
+                if let Some(suppressed) = LOG_LIMIT.admit() {
+                    tracing::error!(error = %error, suppressed, "session store unavailable");
+                }
                 Decision::Respond(if route::is_navigation(&request.method, &request.headers) {
                     store_unavailable_page()
                 } else {

@@ -339,10 +339,12 @@ impl SessionStore for MemoryStore {
 }
 
 mod cluster;
+mod log_limit;
 mod redis_store;
 pub mod redis_url;
 mod sentinel;
 
+pub use log_limit::LogLimiter;
 pub use redis_store::{RedisStore, Subscription};
 
 #[cfg(test)]
