@@ -76,7 +76,13 @@ impl ClusterNodes {
             .connection
             .get_or_try_init(|| self.client.get_async_connection())
             .await
-            .map_err(redis_error)?;
+            .map_err(|error| {
+                let seeds: Vec<String> = self.seeds.iter().map(|s| s.addr().to_string()).collect();
+                StoreError::Unavailable(format!(
+                    "cannot connect to Redis Cluster through {}: {error}",
+                    seeds.join(", ")
+                ))
+            })?;
         Ok(connection.clone())
     }
 

@@ -134,7 +134,14 @@ impl RedisStore {
                         ConnectionManager::new_with_config(server.client.clone(), config)
                     })
                     .await
-                    .map_err(redis_error)?;
+                    .map_err(|error| {
+                        // The redis crate's message lacks the address for a
+                        // refused connection or a rejected password.
+                        StoreError::Unavailable(format!(
+                            "cannot connect to Redis at {}: {error}",
+                            server.client.get_connection_info().addr()
+                        ))
+                    })?;
                 Ok(StoreConnection::Standalone(connection.clone()))
             }
             Backend::Sentinel(master) => master.connection().await.map(StoreConnection::Sentinel),

@@ -302,3 +302,22 @@ async fn memory_store_has_no_subscription() {
         "a process-private store has no other replicas to hear from"
     );
 }
+
+/// The redis crate's message for a refused connection has no address.
+#[tokio::test]
+async fn connection_error_names_the_server() {
+    let mut server = TestRedis::start().await;
+    let url = server.url();
+    server.kill();
+    let store = RedisStore::new(&url, Duration::from_secs(1)).expect("valid URL");
+    let message = store
+        .get("key")
+        .await
+        .expect_err("the server is gone")
+        .to_string();
+    let address = url.trim_start_matches("redis://");
+    assert!(
+        message.contains(address),
+        "expected {address} in: {message}"
+    );
+}

@@ -249,3 +249,38 @@ async fn store_follows_failover_past_hung_sentinel() {
         "a key replicated before the failover is read back through the live sentinels"
     );
 }
+
+/// A rejected password must say whether a sentinel or the master rejected
+/// it, and at which address, without showing the password.
+#[tokio::test]
+async fn rejected_credentials_name_the_node() {
+    let group = TestSentinel::start(1).await;
+    let sentinel = format!("127.0.0.1:{}", group.sentinel_port());
+    let master = format!("127.0.0.1:{}", group.master_port());
+    let cases = [
+        (
+            format!("redis+sentinel://{sentinel}/{MASTER_NAME}?sentinel_password=hunter2"),
+            format!("sentinel {sentinel}"),
+        ),
+        (
+            format!("redis+sentinel://:hunter2@{sentinel}/{MASTER_NAME}"),
+            format!("master {master} named by sentinel {sentinel}"),
+        ),
+    ];
+    for (url, expected) in cases {
+        let store = RedisStore::new(&url, Duration::from_secs(1)).expect("valid URL");
+        let message = store
+            .get("key")
+            .await
+            .expect_err("the servers have no password, so AUTH fails")
+            .to_string();
+        assert!(
+            message.contains(&expected),
+            "expected {expected:?} in: {message}"
+        );
+        assert!(
+            !message.contains("hunter2"),
+            "the message shows the password: {message}"
+        );
+    }
+}
