@@ -67,8 +67,8 @@ pub fn normalise_path(raw: &str) -> Result<String, PathError> {
     let mut normalised = String::with_capacity(raw.len());
     for segment in raw.split('/').filter(|s| !s.is_empty()) {
         let segment = segment.split(';').next().unwrap_or_default();
-        let decoded = decode_segment(segment)?;
-        if decoded == "." || decoded == ".." {
+        let (decoded, text) = decode_segment(segment)?;
+        if is_dot_segment(&text) {
             return Err(PathError::DotSegment);
         }
         if decoded.is_empty() {
@@ -83,7 +83,20 @@ pub fn normalise_path(raw: &str) -> Result<String, PathError> {
     Ok(normalised)
 }
 
-fn decode_segment(segment: &str) -> Result<String, PathError> {
+/// Tells whether a fully decoded segment is `.` or `..` as a lenient server
+/// could read it: cut at a decoded `;`, `?` or `#`, with whitespace and
+/// invisible characters around it trimmed.
+fn is_dot_segment(text: &str) -> bool {
+    let cut = text.split([';', '?', '#']).next().unwrap_or_default();
+    let trimmed = cut.trim_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{FEFF}')
+    });
+    trimmed == "." || trimmed == ".."
+}
+
+/// Decodes one segment. Returns its normalised spelling and its text with
+/// every escape decoded.
+fn decode_segment(segment: &str) -> Result<(String, String), PathError> {
     let bytes = segment.as_bytes();
     let mut out = String::with_capacity(segment.len());
     // Every byte of the segment, with escapes decoded, to check that the
@@ -129,7 +142,7 @@ fn decode_segment(segment: &str) -> Result<String, PathError> {
     if text.contains(LOOK_ALIKE_SEPARATORS) {
         return Err(PathError::LookAlikeSeparator);
     }
-    Ok(out)
+    Ok((out, text))
 }
 
 #[cfg(test)]
@@ -170,6 +183,14 @@ mod tests {
             ("/a/./b", PathError::DotSegment),
             ("/..", PathError::DotSegment),
             ("/a/..;x/b", PathError::DotSegment),
+            ("/a/..%3B/b", PathError::DotSegment),
+            ("/a/..%23/b", PathError::DotSegment),
+            ("/a/..%3F/b", PathError::DotSegment),
+            ("/a/..%20/b", PathError::DotSegment),
+            ("/a/%20..%09/b", PathError::AmbiguousEncoding),
+            ("/a/..%C2%A0/b", PathError::DotSegment),
+            ("/a/..%E2%80%8B/b", PathError::DotSegment),
+            ("/a/.%3Bx/b", PathError::DotSegment),
             ("/a/%2e%2e/b", PathError::AmbiguousEncoding),
             ("/a/%2E/b", PathError::AmbiguousEncoding),
             ("/a%2fb", PathError::AmbiguousEncoding),

@@ -45,6 +45,13 @@ const PARENT_STEPS: &[&str] = &[
     "..//",
     ".../",
     "....//",
+    "..%3b/",
+    "..%23/",
+    "..%3f/",
+    "..%20/",
+    "..%c2%a0/",
+    "..%e2%80%8b/",
+    ".%3b/../",
 ];
 
 /// Protected targets reached from the public prefix.
@@ -110,7 +117,11 @@ fn lenient_reading(target: &str) -> String {
     let text = text.split('\0').next().unwrap_or_default();
     let mut segments: Vec<&str> = Vec::new();
     for segment in text.split(['/', '?', '#']) {
-        let segment = segment.split(';').next().unwrap_or_default().trim();
+        let segment = segment
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim_matches(|c: char| c.is_whitespace() || c == '\u{200B}');
         match segment {
             "" | "." => {}
             ".." => {
@@ -226,6 +237,9 @@ fn lenient_reading_resolves_tricks() {
         ("/public/\u{FF0E}\u{FF0E}/admin", "/admin"),
         ("/public\\..\\admin", "/admin"),
         ("/public/..;/admin", "/admin"),
+        ("/public/..%3B/admin", "/admin"),
+        ("/public/..%23/admin", "/admin"),
+        ("/public/..%20/admin", "/admin"),
         ("/healthz%00/admin", "/healthz"),
         ("//public/x", "/public/x"),
         ("/PUBLIC/x?y", "/public/x"),
