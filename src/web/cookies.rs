@@ -5,46 +5,62 @@ use http::HeaderMap;
 /// Returns every value of the cookie `name` across all `Cookie` headers, in
 /// order. Browsers can send two cookies with one name (say, one host-only and
 /// one for a parent domain), so callers try each value instead of the first.
+///
+/// Headers are read as bytes, because browsers send other cookies' values in
+/// UTF-8; such a cookie must not hide the session cookie beside it.
 pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().trim_matches('"'))
+        .flat_map(|value| cookie_pairs(value.as_bytes()))
+        .filter(|(key, _)| *key == name.as_bytes())
+        .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+        .map(|value| value.trim_matches('"'))
         .collect()
+}
+
+/// Splits a `Cookie` header into trimmed name and value pairs; a pair
+/// without `=` has an empty value.
+fn cookie_pairs(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    line.split(|byte| *byte == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|byte| *byte == b'=') {
+            Some(at) => (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii()),
+            None => (pair, &pair[pair.len()..]),
+        })
 }
 
 /// Rewrites the `Cookie` headers without the cookies named in `names`, and
 /// removes the header when nothing is left. Returns whether anything was
-/// removed.
+/// removed. Other cookies are kept byte for byte, UTF-8 values included.
 pub fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) -> bool {
     let mut removed = false;
-    let mut kept = Vec::new();
+    let mut kept: Vec<&[u8]> = Vec::new();
     for value in headers.get_all(http::header::COOKIE) {
-        let Ok(line) = value.to_str() else {
-            // A header that is not visible ASCII cannot be one of ours; keep
-            // it as the client sent it.
-            kept.push(value.as_bytes().to_vec());
-            continue;
-        };
-        for pair in line.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
-            if names.contains(&key) {
+        for pair in value
+            .as_bytes()
+            .split(|byte| *byte == b';')
+            .map(<[u8]>::trim_ascii)
+            .filter(|pair| !pair.is_empty())
+        {
+            let key = pair
+                .iter()
+                .position(|byte| *byte == b'=')
+                .map_or(pair, |at| pair[..at].trim_ascii());
+            if names.iter().any(|name| name.as_bytes() == key) {
                 removed = true;
             } else {
-                kept.push(pair.as_bytes().to_vec());
+                kept.push(pair);
             }
         }
     }
     if !removed {
         return false;
     }
+    let joined = kept.join(&b"; "[..]);
     headers.remove(http::header::COOKIE);
-    if !kept.is_empty() {
-        let joined = kept.join(&b"; "[..]);
+    if !joined.is_empty() {
         if let Ok(value) = http::HeaderValue::from_bytes(&joined) {
             headers.insert(http::header::COOKIE, value);
         }
@@ -110,6 +126,24 @@ mod tests {
         assert_eq!(cookie_values(&map, "a"), ["1"]);
         assert!(cookie_values(&map, "missing").is_empty());
         assert!(cookie_values(&map, "ses").is_empty());
+    }
+
+    #[test]
+    fn utf8_cookie_does_not_hide_session() {
+        let mut map = HeaderMap::new();
+        map.append(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes("sess=x; theme=d\u{e9}j\u{e0}".as_bytes())
+                .expect("a header value may hold UTF-8 bytes"),
+        );
+        assert_eq!(cookie_values(&map, "sess"), ["x"]);
+        assert!(remove_cookies(&mut map, &["sess"]));
+        let left: Vec<&[u8]> = map
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect();
+        assert_eq!(left, ["theme=d\u{e9}j\u{e0}".as_bytes()]);
     }
 
     #[test]

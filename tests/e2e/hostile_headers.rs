@@ -181,6 +181,16 @@ async fn hostile_cookies_get_a_fresh_login() {
         "a garbage cookie beside a valid one must give the valid session or none, got {:?}",
         both.status
     );
+    let mut beside_utf8 = API.as_bytes().to_vec();
+    beside_utf8.extend_from_slice(
+        format!("Cookie: {SESSION_COOKIE}={valid}; theme=d\u{e9}j\u{e0}\r\n").as_bytes(),
+    );
+    let beside_utf8 = exchange(&stack, &beside_utf8).await;
+    assert_eq!(
+        beside_utf8.status,
+        Some(200),
+        "a UTF-8 value in another cookie must not hide the session cookie"
+    );
     let control = exchange(
         &stack,
         format!("{API}{}", cookie_line(&format!("{SESSION_COOKIE}={valid}"))).as_bytes(),
