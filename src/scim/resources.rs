@@ -129,19 +129,16 @@ impl Resources {
         let body = json_body(request)?;
         let document = prepare_document(kind, &body)?;
         let expected = self.expected_version(kind, id, request.headers).await?;
-        let previous = self.previous_if_deactivating(kind, id, &document).await;
+        let previous = self.previous_user(kind, id).await;
         let stored = self
             .directory
             .replace(kind, id, document, expected)
             .await
             .map_err(directory_error)?;
         tracing::info!(resource = %kind, id = %stored.id, "SCIM resource replaced");
-        if kind == ResourceKind::User && is_deactivated(&stored.document) {
-            let mut user = UserIdentifiers::from_document(&stored.document);
-            user.merge(previous.map_or_else(UserIdentifiers::default, |document| {
-                UserIdentifiers::from_document(&document)
-            }));
-            self.end_sessions(&stored.id, &user).await;
+        if kind == ResourceKind::User {
+            self.end_sessions_after_write(&stored.id, previous.as_ref(), &stored.document)
+                .await;
         }
         let rendered = self.render(&stored, true).await?;
         Ok(self.respond_with(
@@ -182,10 +179,13 @@ impl Resources {
             {
                 Ok(stored) => {
                     tracing::info!(resource = %kind, id = %stored.id, "SCIM resource patched");
-                    if kind == ResourceKind::User && is_deactivated(&stored.document) {
-                        let mut user = UserIdentifiers::from_document(&stored.document);
-                        user.merge(UserIdentifiers::from_document(&current.document));
-                        self.end_sessions(&stored.id, &user).await;
+                    if kind == ResourceKind::User {
+                        self.end_sessions_after_write(
+                            &stored.id,
+                            Some(&current.document),
+                            &stored.document,
+                        )
+                        .await;
                     }
                     return self.patch_response(kind, &stored, request.query).await;
                 }
@@ -284,13 +284,8 @@ impl Resources {
     /// Reads the stored User that a PUT is about to deactivate, so that its
     /// sessions end even when the PUT also changes its identifiers. A failed
     /// read only loses the old identifiers.
-    async fn previous_if_deactivating(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        document: &Value,
-    ) -> Option<Value> {
-        if kind != ResourceKind::User || self.revoker.is_none() || !is_deactivated(document) {
+    async fn previous_user(&self, kind: ResourceKind, id: &str) -> Option<Value> {
+        if kind != ResourceKind::User || self.revoker.is_none() {
             return None;
         }
         match self.directory.get(kind, id).await {
@@ -299,6 +294,31 @@ impl Resources {
                 tracing::warn!(error = %error, id, "cannot read the user before deactivating it");
                 None
             }
+        }
+    }
+
+    /// Ends sessions after a write to User `id`: every session of a User that
+    /// is now deactivated, under its old and new identifiers, and for an
+    /// active User the sessions under identifiers the write took away.
+    /// Sessions are indexed by the claims of the login, so after a rename
+    /// a later deactivation could no longer find them; the user signs in
+    /// again under the new identifiers instead.
+    async fn end_sessions_after_write(&self, id: &str, previous: Option<&Value>, stored: &Value) {
+        let before = previous.map_or_else(UserIdentifiers::default, UserIdentifiers::from_document);
+        let after = UserIdentifiers::from_document(stored);
+        if is_deactivated(stored) {
+            let mut user = after;
+            user.merge(before);
+            self.end_sessions(id, &user).await;
+            return;
+        }
+        let dropped = before.without(&after);
+        if !dropped.is_empty() {
+            tracing::info!(
+                user_id = id,
+                "a User's identifiers changed; ending the sessions under the old ones"
+            );
+            self.end_sessions(id, &dropped).await;
         }
     }
 

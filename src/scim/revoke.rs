@@ -52,6 +52,32 @@ impl UserIdentifiers {
         }
     }
 
+    /// Returns the identifiers here that `other` lacks, compared without
+    /// regard to case as the session indexes are: the values a change of
+    /// the User took away.
+    pub fn without(&self, other: &UserIdentifiers) -> UserIdentifiers {
+        let missing = |mine: &[String], theirs: &[String]| {
+            mine.iter()
+                .filter(|value| {
+                    !theirs
+                        .iter()
+                        .any(|t| t.to_lowercase() == value.to_lowercase())
+                })
+                .cloned()
+                .collect()
+        };
+        UserIdentifiers {
+            user_names: missing(&self.user_names, &other.user_names),
+            emails: missing(&self.emails, &other.emails),
+            external_ids: missing(&self.external_ids, &other.external_ids),
+        }
+    }
+
+    /// Tells whether there is no identifier at all.
+    pub fn is_empty(&self) -> bool {
+        self.user_names.is_empty() && self.emails.is_empty() && self.external_ids.is_empty()
+    }
+
     /// Adds the identifiers of `other` that are not here yet, so a request
     /// that changed an identifier and deactivated the user at once ends the
     /// sessions indexed under the old and the new value.

@@ -306,3 +306,45 @@ async fn cli_deactivate_ends_sessions() {
         delays[0]
     );
 }
+
+/// A rename followed by a deactivation, as Okta sends an email change and,
+/// later, a leaver. Sessions are indexed by the login's claims, so the
+/// rename itself must end them; otherwise the deactivation, which looks up
+/// the new identifiers, would find none. The user has no `externalId`,
+/// as with Entra, whose `sub` differs from anything SCIM sends.
+#[tokio::test]
+async fn rename_ends_sessions_under_old_identifiers() {
+    let stack = Stack::start_with(SessionStore::Redis).await;
+    let scim = ScimClient::new(&stack.portcullis.proxy, &stack.portcullis.token());
+    let mut document = user_document(true);
+    document
+        .as_object_mut()
+        .expect("a User document is an object")
+        .remove("externalId");
+    let created = scim.post("/Users", &document).await;
+    created.expect_status(201, "POST /Users");
+    let id = created.body["id"].as_str().expect("an id").to_owned();
+    let browser = stack.signed_in(LOGIN).await;
+    let proxy = &stack.portcullis.proxy;
+    assert_eq!(api_status(&browser, proxy).await, StatusCode::OK);
+
+    let rename = json!({
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "value": {
+            "userName": "robert@example.test",
+            "emails": [{"value": "robert@example.test", "primary": true}],
+        }}],
+    });
+    let request = scim
+        .request(Method::PATCH, &format!("/Users/{id}"))
+        .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
+        .body(rename.to_string());
+    scim.send(request).await.expect_status(200, "PATCH rename");
+    let delays = wait_for_rejections(&browser, &[proxy], Instant::now()).await;
+    let delay = delays[0].unwrap_or(POLL_LIMIT);
+    assert!(
+        delay <= MAX_DELAY,
+        "expected the rename to end the session under the old email within {MAX_DELAY:?}, took {delay:?}"
+    );
+    deprovision(&scim, &id, Deprovision::OktaPatch).await;
+}
