@@ -264,11 +264,13 @@ fn seal_record<T: Serialize>(prefix: &str, secret: &[u8], value: &T) -> (String,
 /// The store key of the record whose secret is `secret`: a hash, so the store
 /// never holds the secret itself.
 fn storage_key(prefix: &str, secret: &[u8]) -> String {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(secret);
     let mut key = String::with_capacity(prefix.len() + 64);
     key.push_str(prefix);
     for byte in digest {
-        key.push_str(&format!("{byte:02x}"));
+        key.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+        key.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
     }
     key
 }
