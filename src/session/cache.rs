@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::Session;
@@ -37,7 +37,7 @@ pub struct SessionCache {
 }
 
 struct CachedSession {
-    session: Session,
+    session: Arc<Session>,
     loaded_at: Instant,
 }
 
@@ -73,7 +73,7 @@ impl SessionCache {
 
     /// Returns the cached session under `key` if it was loaded less than the
     /// TTL ago and has not expired.
-    pub fn get(&self, key: &str) -> Option<Session> {
+    pub fn get(&self, key: &str) -> Option<Arc<Session>> {
         if !self.is_live() || !self.is_enabled() {
             return None;
         }
@@ -91,7 +91,7 @@ impl SessionCache {
 
     /// Caches `session` under `key`, unless an invalidation happened since
     /// `generation` was read or the cache is full.
-    pub fn insert(&self, key: &str, session: &Session, generation: u64) {
+    pub fn insert(&self, key: &str, session: &Arc<Session>, generation: u64) {
         if !self.is_live() || !self.is_enabled() {
             return;
         }
@@ -109,7 +109,7 @@ impl SessionCache {
         entries.insert(
             key.to_owned(),
             CachedSession {
-                session: session.clone(),
+                session: Arc::clone(session),
                 loaded_at: Instant::now(),
             },
         );
@@ -153,8 +153,8 @@ mod tests {
     use super::*;
     use crate::session::{unix_now, Identity};
 
-    fn session(expires_in: u64) -> Session {
-        Session {
+    fn session(expires_in: u64) -> Arc<Session> {
+        Arc::new(Session {
             identity: Identity {
                 subject: "alice".into(),
                 email: None,
@@ -171,7 +171,7 @@ mod tests {
             directory_groups: None,
             created_at: unix_now(),
             expires_at: unix_now() + expires_in,
-        }
+        })
     }
 
     fn live_cache(ttl: Duration, max_entries: usize) -> SessionCache {

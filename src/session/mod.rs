@@ -157,7 +157,7 @@ impl Sessions {
     /// Loads the session `id`, treating an expired or unreadable record as
     /// absent. A session loaded less than the cache TTL ago comes from the
     /// in-process cache.
-    pub async fn load(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+    pub async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
         let key = storage_key(SESSION_PREFIX, id.as_bytes());
         if let Some(session) = self.cache.get(&key) {
             return Ok(Some(session));
@@ -166,7 +166,7 @@ impl Sessions {
         let loaded = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await;
         metrics().record_store("load", &loaded);
         let session: Option<Session> = loaded?;
-        let session = session.filter(|s| !s.is_expired());
+        let session = session.filter(|s| !s.is_expired()).map(Arc::new);
         if let Some(session) = &session {
             self.cache.insert(&key, session, generation);
         }
