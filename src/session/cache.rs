@@ -1,11 +1,13 @@
 //! The in-process session cache: a session loaded a moment ago is served
 //! again without a store round trip.
 //!
-//! The cache is only used while this replica hears the revocations that
-//! every replica publishes (see [`super::revocation`]), because a cached copy
-//! of a revoked or signed-out session must go within a second. While that
-//! subscription is down, and with the in-memory store, every load reads the
-//! store.
+//! With Redis the cache is only used while this replica hears the
+//! revocations that every replica publishes (see [`super::revocation`]),
+//! because a cached copy of a revoked or signed-out session must go within a
+//! second. While that subscription is down, every load reads the store. The
+//! in-memory store has no other replica, and every change to it invalidates
+//! the cache in the same process, so there the cache is always used: it saves
+//! decrypting and parsing the sealed record on every request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
