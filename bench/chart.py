@@ -15,7 +15,7 @@ from report import Summary, format_ms, format_rate
 ROW_HEIGHT = 18
 PANEL_GAP = 14
 TITLE_HEIGHT = 22
-LABEL_WIDTH = 190
+LABEL_WIDTH = 240
 RATE_WIDTH = 300
 LATENCY_WIDTH = 300
 COLUMN_GAP = 90

@@ -65,6 +65,7 @@ PAGE_MARKER_END = "<!-- bench:results:end -->"
 TARGET_LABELS = {
     "upstream": "upstream direct (nginx static)",
     "nginx": "nginx, plain reverse proxy",
+    "pingora": "bare Pingora pass-through",
     "apache": "Apache + mod_auth_openidc, Redis",
     "pc-redis": "portcullis, Redis sessions",
     "pc-memory": "portcullis, memory sessions",
@@ -116,6 +117,8 @@ class Run:
     memory: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     postgres_schema: str | None = None
+    # The SCIM scenarios, for the results table and chart.
+    scim_scenarios: list[Scenario] = field(default_factory=list)
 
     def url(self, target: str) -> str:
         return f"http://{PROXY_HOST}:{self.ports[target]}"
@@ -200,6 +203,21 @@ def portcullis_binary() -> Path:
     return Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "portcullis"
 
 
+def example_binary(name: str) -> Path:
+    return portcullis_binary().parent / "examples" / name
+
+
+def start_passthrough(run: Run) -> None:
+    """Start the bare Pingora proxy, the floor under portcullis's cost."""
+    port = run.ports["pingora"]
+    service = run.servers.start(
+        "pingora",
+        [str(example_binary("bench_passthrough")), f"{PROXY_HOST}:{port}", f"{PROXY_HOST}:{run.ports['upstream']}"],
+        stop_signal=signal.SIGINT,
+    )
+    run.servers.wait_for_port(service, PROXY_HOST, port)
+
+
 def portcullis_env(run: Run, name: str, store: str, directory: tuple[str, str] | None = None) -> dict[str, str]:
     port = run.ports[name]
     backend, url = directory or ("sqlite", f"sqlite://{run.run_dir / (name + '.db')}")
@@ -282,7 +300,7 @@ def session_request(run: Run, target: str, path: str) -> load.Request:
 
 
 def proxy_scenarios(run: Run) -> list[Scenario]:
-    all_targets = ["upstream", "nginx", "apache", "pc-redis", "pc-memory", "pc-public"]
+    all_targets = ["upstream", "nginx", "pingora", "apache", "pc-redis", "pc-memory", "pc-public"]
     auth_targets = ["apache", "pc-redis", "pc-memory"]
     scenarios = [
         Scenario(
@@ -301,7 +319,7 @@ def proxy_scenarios(run: Run) -> list[Scenario]:
             "1 MiB response with a session, 32 connections",
             32,
             200,
-            ["upstream", "nginx", "apache", "pc-redis", "pc-memory"],
+            ["upstream", "nginx", "pingora", "apache", "pc-redis", "pc-memory"],
             lambda target: session_request(run, target, "/big"),
         )
     )
@@ -419,7 +437,7 @@ def psql(statement: str) -> None:
 
 
 def seed_directory(backend: str, url: str, users: int) -> None:
-    seeder = portcullis_binary().parent / "examples" / "bench_seed"
+    seeder = example_binary("bench_seed")
     started = time.monotonic()
     subprocess.run([str(seeder), backend, url, str(users)], check=True, timeout=1800)
     log(f"seeded {users:,} users in {backend} in {time.monotonic() - started:.1f} s")
@@ -533,6 +551,7 @@ def run_scim(run: Run) -> None:
         kind="scim",
     )
     run_rounds(run, [create])
+    run.scim_scenarios = [lookup, create]
     for target in targets:
         run.servers.stop(run.portcullis_pids.pop(target))
     drop_postgres_schema(run)
@@ -732,7 +751,7 @@ def results_markdown(run: Run, facts: dict, scenarios: list[Scenario], chart_nam
         for goal in goals(run)
     ]
     lines.append(markdown_table(["goal", "measured", "result"], goal_rows, "lrl"))
-    lines += ["", "### HTTP scenarios", ""]
+    lines += ["", "### Throughput and latency", ""]
     lines.append(
         "Medians over the rounds. Ratios divide the target's requests/s by the baseline's in the same round, "
         "then take the median over rounds."
@@ -875,7 +894,7 @@ def main() -> int:
     run_dir = REPO / ".run" / "bench"
     run_dir.mkdir(parents=True, exist_ok=True)
     run = Run(settings, run_dir, services.Services(run_dir))
-    names = ["redis", "upstream", "nginx", "apache"]
+    names = ["redis", "upstream", "nginx", "pingora", "apache"]
     for name in ("pc-redis", "pc-memory", "rss-redis", "rss-memory", "scim-sqlite", "scim-postgres"):
         names += [name, name + "-admin"]
     for name in names:
@@ -898,6 +917,7 @@ def main() -> int:
         start_idp(run)
         start_nginx(run)
         start_apache(run)
+        start_passthrough(run)
         start_portcullis(run, "pc-redis", "redis")
         start_portcullis(run, "pc-memory", "memory")
         for target, cookie in (("apache", APACHE_COOKIE), ("pc-redis", SESSION_COOKIE), ("pc-memory", SESSION_COOKIE)):
@@ -923,7 +943,7 @@ def main() -> int:
         "load_after": load_average(),
         "elapsed_minutes": (time.monotonic() - started) / 60,
     }
-    output = write_outputs(run, facts, scenarios)
+    output = write_outputs(run, facts, scenarios + run.scim_scenarios)
     log(f"done in {facts['elapsed_minutes']:.1f} minutes; results in {output}")
     return 0
 

@@ -4,9 +4,10 @@
 #
 # Installs what is missing (wrk, nginx, Apache httpd with mod_auth_openidc,
 # redis-server and the test provider's npm packages), builds the release
-# binary and the directory seeder, then runs bench/run.py, which starts the
-# servers, measures, stops them and writes bench/results/ (a full run also
-# rewrites the generated part of BENCHMARKS.md). Options go to bench/run.py:
+# binary, the directory seeder and a bare Pingora proxy (examples/), then
+# runs bench/run.py, which starts the servers, measures, stops them and
+# writes bench/results/ (a full run also rewrites the generated part of
+# BENCHMARKS.md). Options go to bench/run.py:
 #   scripts/bench.sh            full run, about 20 minutes on 2 cores
 #   scripts/bench.sh --quick    smoke run, about 3 minutes
 #   scripts/bench.sh --help     every option
@@ -64,6 +65,6 @@ install_missing_apt_packages
 # may not have on its PATH.
 export PATH="$PATH:/usr/sbin"
 bash scripts/setup.sh
-echo "bench: building the release binary and the directory seeder"
-cargo build --release --bin portcullis --example bench_seed
+echo "bench: building the release binary and the benchmark's examples"
+cargo build --release --bin portcullis --example bench_seed --example bench_passthrough
 exec python3 bench/run.py "$@"
