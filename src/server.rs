@@ -29,10 +29,10 @@ const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 
 /// Idle connections to the dashboard kept for reuse, across all worker
 /// threads. Pingora's default of 128 is below the concurrency of a busy
-/// proxy: past it, each request that finds no idle connection opens one,
+/// proxy. Past it, each request that finds no idle connection opens one,
 /// and the pool closes it again after the response. Idle connections stay
-/// until the dashboard closes them, as before: an idle timeout here would
-/// cost a timer per request.
+/// until the dashboard closes them, because an idle timeout here would cost
+/// a timer per request.
 const UPSTREAM_KEEPALIVE_POOL_SIZE: usize = 1024;
 
 /// Errors while building the server.
