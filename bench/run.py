@@ -654,6 +654,7 @@ def git_commit() -> str:
 def goals(run: Run) -> list[Goal]:
     m = run.measurements
     results: list[Goal] = []
+
     for connections in (1, 32, 256):
         scenario = f"get-c{connections}"
         value = ratio(m, scenario, "pc-redis", "nginx")
@@ -664,6 +665,7 @@ def goals(run: Run) -> list[Goal]:
                 None if value is None else value >= 0.8,
             )
         )
+
     for connections in (1, 32, 256):
         scenario = f"get-c{connections}"
         value = ratio(m, scenario, "pc-redis", "apache")
@@ -674,6 +676,7 @@ def goals(run: Run) -> list[Goal]:
                 None if value is None else value >= 10,
             )
         )
+
     for connections in (1, 32, 256):
         scenario = f"get-c{connections}"
         value = ratio(m, scenario, "pc-redis", "pc-public")
@@ -684,6 +687,7 @@ def goals(run: Run) -> list[Goal]:
                 None if value is None else value >= 0.9,
             )
         )
+
     excess = p99_excess_ms(m, "get-c32", "pc-redis", "nginx")
     results.append(
         Goal(
@@ -692,6 +696,7 @@ def goals(run: Run) -> list[Goal]:
             None if excess is None else excess <= 0.5,
         )
     )
+
     for target, stats in run.memory.items():
         after_mib = stats["after_kib"] / 1024
         results.append(
@@ -701,7 +706,9 @@ def goals(run: Run) -> list[Goal]:
                 after_mib < 64 if stats["sessions"] >= 10_000 else None,
             )
         )
+
     summaries = summarise(m)
+
     for target in ("scim-sqlite", "scim-postgres"):
         summary = summaries.get(("scim-filter", target))
         if summary:
@@ -712,6 +719,7 @@ def goals(run: Run) -> list[Goal]:
                     summary.p99_ms < 5,
                 )
             )
+
     for target in ("scim-sqlite", "scim-postgres"):
         times = sorted(entry["seconds"] for entry in run.imports if entry["target"] == target)
         if times:
@@ -723,6 +731,7 @@ def goals(run: Run) -> list[Goal]:
                     median < 30 if run.settings.users >= 100_000 else None,
                 )
             )
+
     return results
 
 
@@ -745,12 +754,15 @@ def results_markdown(run: Run, facts: dict, scenarios: list[Scenario], chart_nam
     lines.extend(f"NOTE: {note}" for note in run.notes)
     if run.notes:
         lines.append("")
+
     lines += ["### Goals", ""]
+
     goal_rows = [
         [goal.text, goal.measured, {True: "met", False: "**missed**", None: "not measured at full size"}[goal.met]]
         for goal in goals(run)
     ]
     lines.append(markdown_table(["goal", "measured", "result"], goal_rows, "lrl"))
+
     lines += ["", "### Throughput and latency", ""]
     lines.append(
         "Medians over the rounds. Ratios divide the target's requests/s by the baseline's in the same round, "
@@ -759,6 +771,7 @@ def results_markdown(run: Run, facts: dict, scenarios: list[Scenario], chart_nam
     lines.append("")
     lines.append(f"![requests/s and latency per target]({chart_name})")
     lines.append("")
+
     for scenario in scenarios:
         lines += [f"**{scenario.title}**", ""]
         rows = []
@@ -785,8 +798,11 @@ def results_markdown(run: Run, facts: dict, scenarios: list[Scenario], chart_nam
             )
         )
         lines.append("")
+
     lines += ["### Okta-style import", ""]
+
     import_rows = []
+
     for target in ("scim-sqlite", "scim-postgres"):
         times = [entry["seconds"] for entry in run.imports if entry["target"] == target]
         if times:
@@ -794,7 +810,9 @@ def results_markdown(run: Run, facts: dict, scenarios: list[Scenario], chart_nam
                 [TARGET_LABELS[target], f"{s.users:,}", " / ".join(f"{t:.1f}" for t in times), f"{sorted(times)[len(times) // 2]:.1f}"]
             )
     lines.append(markdown_table(["target", "users", "seconds per round", "median s"], import_rows, "lrrr"))
+
     lines += ["", "### Resident memory", ""]
+
     memory_rows = [
         [
             f"portcullis, {stats['store']} store",
@@ -808,6 +826,7 @@ def results_markdown(run: Run, facts: dict, scenarios: list[Scenario], chart_nam
     lines.append(
         markdown_table(["process", "sessions", "idle MiB", "after MiB", "peak MiB"], memory_rows, "lrrrr")
     )
+
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,7 @@
 # runs bench/run.py, which starts the servers, measures, stops them and
 # writes bench/results/ (a full run also rewrites the generated part of
 # BENCHMARKS.md). Options go to bench/run.py:
-#   scripts/bench.sh            full run, about 20 minutes on 2 cores
+#   scripts/bench.sh            full run, about 21 minutes on 2 cores
 #   scripts/bench.sh --quick    smoke run, about 3 minutes
 #   scripts/bench.sh --help     every option
 # Needs root for apt-get, and PostgreSQL at 127.0.0.1:5432 that accepts
