@@ -28,6 +28,14 @@ use crate::session::{CookieCodec, MemoryStore, RedisStore, SessionStore, Session
 /// A failed discovery is retried after this long.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 
+/// Idle connections to the dashboard kept for reuse, across all worker
+/// threads. Pingora's default of 128 is below the concurrency of a busy
+/// proxy. Past it, each request that finds no idle connection opens one,
+/// and the pool closes it again after the response. Idle connections stay
+/// until the dashboard closes them, because an idle timeout here would cost
+/// a timer per request.
+const UPSTREAM_KEEPALIVE_POOL_SIZE: usize = 1024;
+
 /// Errors while building the server.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -90,6 +98,7 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
 
     let server_conf = ServerConf {
         threads: config.server.threads,
+        upstream_keepalive_pool_size: UPSTREAM_KEEPALIVE_POOL_SIZE,
         grace_period_seconds: Some(whole_seconds(config.server.grace_period)),
         graceful_shutdown_timeout_seconds: Some(whole_seconds(config.server.shutdown_timeout)),
         ..ServerConf::default()

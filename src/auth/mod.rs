@@ -45,8 +45,8 @@ pub const BINDING_COOKIE_PATH: &str = "/";
 pub struct Authenticated {
     /// The session id from the cookie.
     pub id: SessionId,
-    /// The session record.
-    pub session: Session,
+    /// The session record, shared with the session cache.
+    pub session: Arc<Session>,
     /// A fresh `Set-Cookie` when the cookie was signed by an older key.
     pub reissued_cookie: Option<String>,
 }

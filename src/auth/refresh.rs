@@ -89,8 +89,8 @@ impl Auth {
     pub(crate) async fn refresh_if_due(
         &self,
         id: &SessionId,
-        session: Session,
-    ) -> Result<Option<Session>, RefreshError> {
+        session: Arc<Session>,
+    ) -> Result<Option<Arc<Session>>, RefreshError> {
         if !needs_refresh(&session, self.refresh_margin, unix_now()) {
             return Ok(Some(session));
         }
@@ -104,9 +104,10 @@ impl Auth {
             margin: self.refresh_margin,
             id: id.clone(),
         };
-        tokio::spawn(redeemer.run(lock))
+        let refreshed = tokio::spawn(redeemer.run(lock))
             .await
-            .map_err(|e| RefreshError::Task(e.to_string()))?
+            .map_err(|e| RefreshError::Task(e.to_string()))??;
+        Ok(refreshed.map(Arc::new))
     }
 
     /// Waits while another request holds the lock, then reads the session
@@ -116,13 +117,13 @@ impl Auth {
         &self,
         id: &SessionId,
         lock: &RefreshLock,
-        session: Session,
-    ) -> Result<Option<Session>, RefreshError> {
+        session: Arc<Session>,
+    ) -> Result<Option<Arc<Session>>, RefreshError> {
         let max_polls = LOCK_LEASE.as_millis() / POLL_INTERVAL.as_millis();
         for _ in 0..max_polls {
             tokio::time::sleep(POLL_INTERVAL).await;
             if !lock.is_held().await? {
-                return Ok(self.sessions.load_uncached(id).await?);
+                return Ok(self.sessions.load_uncached(id).await?.map(Arc::new));
             }
         }
         tracing::warn!(

@@ -13,6 +13,8 @@ use ipnet::IpNet;
 use pingora::http::RequestHeader;
 use url::Url;
 
+use super::identity::{header_name_starts_with, same_header_name};
+
 const FOR: &str = "x-forwarded-for";
 const PROTO: &str = "x-forwarded-proto";
 const HOST: &str = "x-forwarded-host";
@@ -154,12 +156,16 @@ fn removed_headers(headers: &HeaderMap, trusted: bool) -> Vec<HeaderName> {
         .keys()
         .filter(|name| {
             let name = name.as_str();
-            let canonical = name.replace('_', "-");
-            if REWRITE_HEADERS.contains(&canonical.as_str()) {
+            if REWRITE_HEADERS
+                .iter()
+                .any(|rewrite| same_header_name(name, rewrite))
+            {
                 return true;
             }
-            let in_family = canonical.starts_with("x-forwarded-")
-                || CLIENT_HEADERS.contains(&canonical.as_str());
+            let in_family = header_name_starts_with(name, "x-forwarded-")
+                || CLIENT_HEADERS
+                    .iter()
+                    .any(|client| same_header_name(name, client));
             in_family && (!trusted || name.contains('_'))
         })
         .cloned()

@@ -1,15 +1,17 @@
 //! The in-process session cache: a session loaded a moment ago is served
 //! again without a store round trip.
 //!
-//! The cache is only used while this replica hears the revocations that
-//! every replica publishes (see [`super::revocation`]), because a cached copy
-//! of a revoked or signed-out session must go within a second. While that
-//! subscription is down, and with the in-memory store, every load reads the
-//! store.
+//! With Redis the cache is only used while this replica hears the
+//! revocations that every replica publishes (see [`super::revocation`]),
+//! because a cached copy of a revoked or signed-out session must go within a
+//! second. While that subscription is down, every load reads the store. The
+//! in-memory store has no other replica, and every change to it invalidates
+//! the cache in the same process, so there the cache is always used: it saves
+//! decrypting and parsing the sealed record on every request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::Session;
@@ -37,7 +39,7 @@ pub struct SessionCache {
 }
 
 struct CachedSession {
-    session: Session,
+    session: Arc<Session>,
     loaded_at: Instant,
 }
 
@@ -73,7 +75,7 @@ impl SessionCache {
 
     /// Returns the cached session under `key` if it was loaded less than the
     /// TTL ago and has not expired.
-    pub fn get(&self, key: &str) -> Option<Session> {
+    pub fn get(&self, key: &str) -> Option<Arc<Session>> {
         if !self.is_live() || !self.is_enabled() {
             return None;
         }
@@ -91,7 +93,7 @@ impl SessionCache {
 
     /// Caches `session` under `key`, unless an invalidation happened since
     /// `generation` was read or the cache is full.
-    pub fn insert(&self, key: &str, session: &Session, generation: u64) {
+    pub fn insert(&self, key: &str, session: &Arc<Session>, generation: u64) {
         if !self.is_live() || !self.is_enabled() {
             return;
         }
@@ -109,7 +111,7 @@ impl SessionCache {
         entries.insert(
             key.to_owned(),
             CachedSession {
-                session: session.clone(),
+                session: Arc::clone(session),
                 loaded_at: Instant::now(),
             },
         );
@@ -153,8 +155,8 @@ mod tests {
     use super::*;
     use crate::session::{unix_now, Identity};
 
-    fn session(expires_in: u64) -> Session {
-        Session {
+    fn session(expires_in: u64) -> Arc<Session> {
+        Arc::new(Session {
             identity: Identity {
                 subject: "alice".into(),
                 email: None,
@@ -171,7 +173,7 @@ mod tests {
             directory_groups: None,
             created_at: unix_now(),
             expires_at: unix_now() + expires_in,
-        }
+        })
     }
 
     fn live_cache(ttl: Duration, max_entries: usize) -> SessionCache {

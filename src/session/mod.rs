@@ -158,7 +158,7 @@ impl Sessions {
     /// Loads the session `id`, treating an expired or unreadable record as
     /// absent. A session loaded less than the cache TTL ago comes from the
     /// in-process cache.
-    pub async fn load(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+    pub async fn load(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
         let key = storage_key(SESSION_PREFIX, id.as_bytes());
         if let Some(session) = self.cache.get(&key) {
             return Ok(Some(session));
@@ -167,7 +167,7 @@ impl Sessions {
         let loaded = self.get_sealed(SESSION_PREFIX, id.as_bytes()).await;
         metrics().record_store("load", &loaded);
         let session: Option<Session> = loaded?;
-        let session = session.filter(|s| !s.is_expired());
+        let session = session.filter(|s| !s.is_expired()).map(Arc::new);
         if let Some(session) = &session {
             self.cache.insert(&key, session, generation);
         }
@@ -265,11 +265,13 @@ fn seal_record<T: Serialize>(prefix: &str, secret: &[u8], value: &T) -> (String,
 /// The store key of the record whose secret is `secret`: a hash, so the store
 /// never holds the secret itself.
 fn storage_key(prefix: &str, secret: &[u8]) -> String {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(secret);
     let mut key = String::with_capacity(prefix.len() + 64);
     key.push_str(prefix);
     for byte in digest {
-        key.push_str(&format!("{byte:02x}"));
+        key.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+        key.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
     }
     key
 }

@@ -134,8 +134,8 @@ impl Sessions {
     /// every replica publishes. The cache serves sessions only while the
     /// subscription is up; after a lost connection it is emptied and the
     /// subscription retried with a growing delay. Returns at once when the
-    /// cache is off or the store is private to this process, and otherwise
-    /// runs until the future is dropped.
+    /// cache is off, and when the store is private to this process, after
+    /// turning the cache on. Otherwise it runs until the future is dropped.
     pub async fn follow_revocations(&self) {
         if !self.cache.is_enabled() {
             return;
@@ -144,7 +144,15 @@ impl Sessions {
         let mut failures: u64 = 0;
         loop {
             match self.store.subscribe(REVOCATION_CHANNEL).await {
-                Ok(None) => return,
+                Ok(None) => {
+                    // Only this process changes a private store, and each
+                    // change invalidates the cache directly.
+                    self.cache.set_live(true);
+                    tracing::info!(
+                        "session cache on: the session store is private to this process"
+                    );
+                    return;
+                }
                 Ok(Some(mut subscription)) => {
                     self.cache.set_live(true);
                     tracing::info!("session cache on: following revocations");
