@@ -5,9 +5,13 @@
 pub mod cluster;
 pub mod sentinel;
 
+use std::collections::HashSet;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use rand::Rng;
 
 /// Time allowed for redis-server to reply to PING after it starts.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,27 +78,51 @@ impl TestRedis {
     }
 }
 
+/// Lowest port handed out; ports below it are left to system services.
+const LOWEST_PORT: u16 = 10_000;
+
 /// Returns a loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     free_ports(1)[0]
 }
 
-/// Returns `count` different loopback ports that were free a moment ago.
-/// Every listener stays bound until all are picked, so the kernel cannot
-/// hand out one port twice.
+/// Returns `count` different loopback ports that were free a moment ago and
+/// that no earlier call in this test process returned.
+///
+/// The ports lie below the kernel's ephemeral range, so an outgoing
+/// connection or a listener on port 0 cannot take one before the server
+/// binds it.
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|listener| {
-            listener
-                .local_addr()
-                .expect("a bound listener has an address")
-                .port()
-        })
-        .collect()
+    static HANDED_OUT: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let mut handed_out = HANDED_OUT
+        .get_or_init(Mutex::default)
+        .lock()
+        .expect("no test panics while holding the port list");
+    let end = ephemeral_range_start();
+    let mut rng = rand::thread_rng();
+    let mut ports = Vec::with_capacity(count);
+    for _ in 0..count * 1_000 {
+        if ports.len() == count {
+            break;
+        }
+        let port = rng.gen_range(LOWEST_PORT..end);
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), count, "expected {count} free loopback ports");
+    ports
+}
+
+/// Returns the first port of the kernel's ephemeral range (32768 when the
+/// setting cannot be read).
+fn ephemeral_range_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .filter(|start| *start > LOWEST_PORT + 1_000)
+        .unwrap_or(32_768)
 }
 
 /// Runs one command on the server (or sentinel) at `port` and returns its
