@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             lookups_follow_case_rules,
             email_index_follows_replace,
             paging_is_stable,
+            next_page_survives_deletion,
             group_members_composed,
             groups_of_users_in_one_call,
             invalid_member_rejected,
@@ -644,6 +645,38 @@ pub(crate) async fn paging_is_stable(fixture: &dyn Fixture) {
             newest
         ]
     );
+}
+
+/// A client that reads page after page sees every resource once, even
+/// when one it already read is deleted between two pages (where `OFFSET`
+/// alone would skip the first resource of the next page).
+pub(crate) async fn next_page_survives_deletion(fixture: &dyn Fixture) {
+    let directory = fixture.directory();
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(create_user(&*directory, &format!("next{n}")).await.id);
+    }
+    let read_page = |offset: u64| {
+        let directory = directory.clone();
+        async move {
+            let page = directory
+                .list(ResourceKind::User, None, Some(Page { offset, limit: 2 }))
+                .await
+                .expect("list page");
+            page.resources
+                .iter()
+                .map(|r| r.id.clone())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    assert_eq!(read_page(0).await, ids[0..2]);
+    directory
+        .delete(ResourceKind::User, &ids[0])
+        .await
+        .expect("delete a user already read");
+    assert_eq!(read_page(2).await, ids[2..4]);
+    assert_eq!(read_page(4).await, ids[4..6]);
 }
 
 pub(crate) async fn group_members_composed(fixture: &dyn Fixture) {

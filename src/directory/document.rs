@@ -129,7 +129,7 @@ pub(crate) fn compose_group(document: Value, members: Vec<Member>) -> Value {
 
 /// The SQL condition a lookup translates to: which indexed column equals
 /// which parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Condition {
     /// Every resource of the kind.
     All,
@@ -141,7 +141,7 @@ pub(crate) enum Condition {
 }
 
 /// The indexed columns a lookup can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum IndexedColumn {
     /// `id`, case-exact.
     Id,

@@ -32,6 +32,7 @@ pub use open::{open, LazyDirectory};
 
 #[cfg(test)]
 mod conformance;
+mod cursor;
 mod document;
 mod open;
 pub mod postgres;

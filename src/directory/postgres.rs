@@ -24,6 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,6 +34,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::types::Json;
 use sqlx::{Executor, Row};
 
+use super::cursor::{self, PageCursors, PageStart};
 use super::document::{self, Condition, IndexedColumn, Member, PreparedGroup, PreparedUser};
 use super::{Directory, DirectoryError, Listing, Lookup, Page, ResourceKind, StoredResource};
 use crate::tokens::TokenRecord;
@@ -61,6 +63,9 @@ const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 #[derive(Debug, Clone)]
 pub struct PostgresDirectory {
     pool: PgPool,
+    /// Shared by clones, so every request of the process can continue
+    /// another's page.
+    cursors: Arc<PageCursors>,
 }
 
 impl PostgresDirectory {
@@ -90,7 +95,10 @@ impl PostgresDirectory {
                 )),
                 other => other,
             })?;
-        let directory = PostgresDirectory { pool };
+        let directory = PostgresDirectory {
+            pool,
+            cursors: Arc::default(),
+        };
         directory.migrate().await?;
         Ok(directory)
     }
@@ -121,7 +129,10 @@ impl PostgresDirectory {
         let Condition::Equals(_, value) = &condition else {
             return String::new();
         };
-        let sql = format!("EXPLAIN {}", page_sql(kind, &condition));
+        let sql = format!(
+            "EXPLAIN {}",
+            page_sql(kind, &condition, PageStart::Offset(0))
+        );
         let rows = sqlx::query(&sql)
             .bind(value)
             .bind(100_i64)
@@ -276,17 +287,18 @@ fn where_clause(condition: &Condition) -> &'static str {
     }
 }
 
-/// Builds the query of one page. The lookup value (if any) is `$1`, and
-/// LIMIT and OFFSET are the next two parameters.
-fn page_sql(kind: ResourceKind, condition: &Condition) -> String {
-    let (limit, offset) = match condition {
-        Condition::Equals(..) => ("$2", "$3"),
-        Condition::All | Condition::Nothing => ("$1", "$2"),
+/// Builds the query of one page, which also reads each row's `seq`. The
+/// lookup value (if any) is `$1`, and the limit and start are the next two
+/// parameters.
+fn page_sql(kind: ResourceKind, condition: &Condition, start: PageStart) -> String {
+    let next = match condition {
+        Condition::Equals(..) => 2,
+        Condition::All | Condition::Nothing => 1,
     };
     format!(
-        "SELECT {RESOURCE_COLUMNS} FROM {}{} ORDER BY seq LIMIT {limit} OFFSET {offset}",
+        "SELECT {RESOURCE_COLUMNS}, seq FROM {}{}",
         table(kind),
-        where_clause(condition)
+        cursor::page_bounds(where_clause(condition), start, next)
     )
 }
 
@@ -547,31 +559,38 @@ async fn replace_group(
     })
 }
 
-/// Reads one page of the resources matching `condition`, without members.
+/// Reads one page of the resources matching `condition`, without members,
+/// and the `seq` of its last row.
 async fn fetch_page(
     connection: &mut PgConnection,
     kind: ResourceKind,
     condition: &Condition,
     limit: i64,
-    offset: i64,
-) -> Result<Vec<StoredResource>, DirectoryError> {
+    start: PageStart,
+) -> Result<(Vec<StoredResource>, Option<i64>), DirectoryError> {
     if limit == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
-    let sql = page_sql(kind, condition);
+    let sql = page_sql(kind, condition, start);
     let mut select = sqlx::query(&sql);
     if let Condition::Equals(_, value) = condition {
         select = select.bind(value);
     }
     let rows = select
         .bind(limit)
-        .bind(offset)
+        .bind(start.value())
         .fetch_all(&mut *connection)
         .await
         .map_err(database_error)?;
-    rows.iter()
+    let last_seq = match rows.last() {
+        Some(row) => Some(row.try_get("seq").map_err(database_error)?),
+        None => None,
+    };
+    let resources = rows
+        .iter()
         .map(|row| resource_from_row(kind, row))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((resources, last_seq))
 }
 
 /// Counts the resources matching `condition`.
@@ -669,7 +688,8 @@ impl Directory for PostgresDirectory {
             .begin_with(BEGIN_SNAPSHOT)
             .await
             .map_err(database_error)?;
-        let mut resources = fetch_page(&mut transaction, kind, &condition, 1, 0).await?;
+        let (mut resources, _) =
+            fetch_page(&mut transaction, kind, &condition, 1, PageStart::Offset(0)).await?;
         if kind == ResourceKind::Group {
             compose_groups(&mut transaction, &mut resources).await?;
         }
@@ -766,8 +786,14 @@ impl Directory for PostgresDirectory {
             .begin_with(BEGIN_SNAPSHOT)
             .await
             .map_err(database_error)?;
-        let mut resources = fetch_page(&mut transaction, kind, &condition, limit, offset).await?;
+        let start = self.cursors.start(kind, &condition, offset);
+        let (mut resources, last_seq) =
+            fetch_page(&mut transaction, kind, &condition, limit, start).await?;
         let fetched = i64::try_from(resources.len()).unwrap_or(i64::MAX);
+        if let (Some(last_seq), Some(_)) = (last_seq, page) {
+            self.cursors
+                .remember(kind, &condition, offset.saturating_add(fetched), last_seq);
+        }
         // A first page that is not full contains every match, which spares the
         // count for the usual filter lookups that match one resource.
         let total = if offset == 0 && fetched < limit {

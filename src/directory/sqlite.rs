@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +33,7 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 use sqlx::{Executor, Row};
 
+use super::cursor::{self, PageCursors, PageStart};
 use super::document::{self, Condition, IndexedColumn, Member, PreparedGroup, PreparedUser};
 use super::{Directory, DirectoryError, Listing, Lookup, Page, ResourceKind, StoredResource};
 use crate::tokens::TokenRecord;
@@ -60,6 +62,9 @@ const RESOURCE_COLUMNS: &str = "id, document, created, last_modified, version";
 pub struct SqliteDirectory {
     reader: SqlitePool,
     writer: SqlitePool,
+    /// Shared by clones, so every request of the process can continue
+    /// another's page.
+    cursors: Arc<PageCursors>,
 }
 
 impl SqliteDirectory {
@@ -83,6 +88,7 @@ impl SqliteDirectory {
             SqliteDirectory {
                 reader: pool.clone(),
                 writer: pool,
+                cursors: Arc::default(),
             }
         } else {
             // The writer connects first, so the file is created and switched
@@ -95,7 +101,11 @@ impl SqliteDirectory {
                 .connect_with(options)
                 .await
                 .map_err(database_error)?;
-            SqliteDirectory { reader, writer }
+            SqliteDirectory {
+                reader,
+                writer,
+                cursors: Arc::default(),
+            }
         };
         directory.migrate().await?;
         Ok(directory)
@@ -145,7 +155,10 @@ impl SqliteDirectory {
         let Condition::Equals(_, value) = &condition else {
             return String::new();
         };
-        let sql = format!("EXPLAIN QUERY PLAN {}", page_sql(kind, &condition));
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            page_sql(kind, &condition, PageStart::Offset(0))
+        );
         let rows = sqlx::query(&sql)
             .bind(value)
             .bind(i64::MAX)
@@ -267,17 +280,18 @@ fn where_clause(condition: &Condition) -> &'static str {
     }
 }
 
-/// Builds the query of one page. The lookup value (if any) is `$1`, and
-/// LIMIT and OFFSET are the next two parameters.
-fn page_sql(kind: ResourceKind, condition: &Condition) -> String {
-    let (limit, offset) = match condition {
-        Condition::Equals(..) => ("$2", "$3"),
-        Condition::All | Condition::Nothing => ("$1", "$2"),
+/// Builds the query of one page, which also reads each row's `seq`. The
+/// lookup value (if any) is `$1`, and the limit and start are the next two
+/// parameters.
+fn page_sql(kind: ResourceKind, condition: &Condition, start: PageStart) -> String {
+    let next = match condition {
+        Condition::Equals(..) => 2,
+        Condition::All | Condition::Nothing => 1,
     };
     format!(
-        "SELECT {RESOURCE_COLUMNS} FROM {}{} ORDER BY seq LIMIT {limit} OFFSET {offset}",
+        "SELECT {RESOURCE_COLUMNS}, seq FROM {}{}",
         table(kind),
-        where_clause(condition)
+        cursor::page_bounds(where_clause(condition), start, next)
     )
 }
 
@@ -527,31 +541,38 @@ async fn replace_group(
     })
 }
 
-/// Reads one page of the resources matching `condition`, without members.
+/// Reads one page of the resources matching `condition`, without members,
+/// and the `seq` of its last row.
 async fn fetch_page(
     connection: &mut SqliteConnection,
     kind: ResourceKind,
     condition: &Condition,
     limit: i64,
-    offset: i64,
-) -> Result<Vec<StoredResource>, DirectoryError> {
+    start: PageStart,
+) -> Result<(Vec<StoredResource>, Option<i64>), DirectoryError> {
     if limit == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
-    let sql = page_sql(kind, condition);
+    let sql = page_sql(kind, condition, start);
     let mut select = sqlx::query(&sql);
     if let Condition::Equals(_, value) = condition {
         select = select.bind(value);
     }
     let rows = select
         .bind(limit)
-        .bind(offset)
+        .bind(start.value())
         .fetch_all(&mut *connection)
         .await
         .map_err(database_error)?;
-    rows.iter()
+    let last_seq = match rows.last() {
+        Some(row) => Some(row.try_get("seq").map_err(database_error)?),
+        None => None,
+    };
+    let resources = rows
+        .iter()
         .map(|row| resource_from_row(kind, row))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((resources, last_seq))
 }
 
 /// Counts the resources matching `condition`.
@@ -645,7 +666,8 @@ impl Directory for SqliteDirectory {
     ) -> Result<Option<StoredResource>, DirectoryError> {
         let condition = Condition::Equals(IndexedColumn::Id, id.to_owned());
         let mut transaction = self.reader.begin().await.map_err(database_error)?;
-        let mut resources = fetch_page(&mut transaction, kind, &condition, 1, 0).await?;
+        let (mut resources, _) =
+            fetch_page(&mut transaction, kind, &condition, 1, PageStart::Offset(0)).await?;
         if kind == ResourceKind::Group {
             compose_groups(&mut transaction, &mut resources).await?;
         }
@@ -720,8 +742,14 @@ impl Directory for SqliteDirectory {
 
         // One read transaction, so the total and the page see one snapshot.
         let mut transaction = self.reader.begin().await.map_err(database_error)?;
-        let mut resources = fetch_page(&mut transaction, kind, &condition, limit, offset).await?;
+        let start = self.cursors.start(kind, &condition, offset);
+        let (mut resources, last_seq) =
+            fetch_page(&mut transaction, kind, &condition, limit, start).await?;
         let fetched = i64::try_from(resources.len()).unwrap_or(i64::MAX);
+        if let (Some(last_seq), Some(_)) = (last_seq, page) {
+            self.cursors
+                .remember(kind, &condition, offset.saturating_add(fetched), last_seq);
+        }
         // A first page that is not full contains every match, which spares the
         // count for the usual filter lookups that match one resource.
         let total = if offset == 0 && fetched < limit {
