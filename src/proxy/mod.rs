@@ -148,7 +148,14 @@ impl Portcullis {
                 Decision::Respond(self.auth.start_login(headers, &target).await)
             }
             Route::Callback => Decision::Respond(self.auth.finish_login(headers, query).await),
-            Route::SignOut => Decision::Respond(self.auth.sign_out(headers).await),
+            Route::SignOut => {
+                let api_client = route::is_api_client(headers);
+                let response = self
+                    .auth
+                    .serve_sign_out(&request.method, headers, api_client)
+                    .await;
+                Decision::Respond(response)
+            }
             Route::BackchannelLogout => Decision::BackchannelLogout,
             Route::UnknownOAuth2 => Decision::Respond(LocalResponse::page(
                 StatusCode::NOT_FOUND,
