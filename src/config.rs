@@ -1019,16 +1019,30 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
 pub struct ReloadableSecrets {
     /// The client secret, from `oidc.client_secret` or its file.
     pub client_secret: String,
-    /// Cookie signing keys, the signing key first.
-    pub cookie_keys: Vec<Vec<u8>>,
+    /// Cookie signing keys, the signing key first. `None` when none are
+    /// configured: the process then signs with a random key, and replacing
+    /// it would end every session.
+    pub cookie_keys: Option<Vec<Vec<u8>>>,
 }
 
 /// Reads the client secret and the cookie keys again, from their files when
-/// `config` names files, with the same checks as at start. Used on SIGHUP.
+/// `config` names files, with the same checks as at start. Used on SIGHUP,
+/// where configured keys must not turn into an empty list: that would end
+/// every session.
 pub fn reload_secrets(config: &Config) -> Result<ReloadableSecrets, ConfigError> {
+    let client_secret = read_client_secret(&config.oidc)?;
+    let session = &config.session;
+    let keys_configured = !session.cookie_keys.is_empty() || session.cookie_keys_file.is_some();
+    let cookie_keys = read_cookie_keys(session)?;
+    if keys_configured && cookie_keys.is_empty() {
+        return Err(ConfigError::invalid(
+            "session.cookie_keys_file",
+            "contains no key; write at least one key to the file",
+        ));
+    }
     Ok(ReloadableSecrets {
-        client_secret: read_client_secret(&config.oidc)?,
-        cookie_keys: read_cookie_keys(&config.session)?,
+        client_secret,
+        cookie_keys: keys_configured.then_some(cookie_keys),
     })
 }
 
