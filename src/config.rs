@@ -142,6 +142,11 @@ pub struct ServerConfig {
         deserialize_with = "de::number"
     )]
     pub max_request_header_bytes: usize,
+    /// Most client connections open at once on the proxy listener; 0 means
+    /// no cap. A connection over it is closed at once, so a flood of idle
+    /// connections cannot use up the file descriptors.
+    #[serde(default = "default_max_connections", deserialize_with = "de::number")]
+    pub max_connections: usize,
     /// Addresses or CIDR blocks of the proxies in front of portcullis (load
     /// balancers, ingress controllers). Only their `X-Forwarded-*` and
     /// `Forwarded` headers are passed on to the dashboard; other peers' are
@@ -503,6 +508,12 @@ fn default_upstream_read_timeout() -> Duration {
 fn default_keepalive_timeout() -> Duration {
     Duration::from_secs(620)
 }
+/// Default of `server.max_connections`, a guess well above the load of one
+/// replica.
+fn default_max_connections() -> usize {
+    10_000
+}
+
 fn default_max_request_header_bytes() -> usize {
     64 * 1024
 }

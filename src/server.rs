@@ -19,6 +19,7 @@ use crate::auth::{Auth, CookieSettings, Provider, ProviderSettings};
 use crate::config::{Config, SessionStoreKind, Settings};
 use crate::directory::{Directory, LazyDirectory};
 use crate::lifecycle::{ExitWhenIdle, Lifecycle, ShutdownSignals};
+use crate::proxy::connections::{warn_if_descriptor_limit_low, ConnectionLimit};
 use crate::proxy::forwarded::ForwardedHeaders;
 use crate::proxy::upstream::UpstreamAddress;
 use crate::proxy::{Portcullis, ProxySettings};
@@ -128,10 +129,14 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         },
         lifecycle.clone(),
     );
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        portcullis,
-        "portcullis proxy",
+    let max_connections = config.server.max_connections;
+    warn_if_descriptor_limit_low(max_connections, UPSTREAM_KEEPALIVE_POOL_SIZE);
+    let mut proxy = Service::new(
+        "portcullis proxy".to_owned(),
+        ConnectionLimit::new(
+            pingora::proxy::http_proxy(&server.configuration, portcullis),
+            max_connections,
+        ),
     );
     proxy.add_tcp(&settings.listen.to_string());
 

@@ -3,6 +3,7 @@
 //! [`crate::auth`] and the local responses in [`crate::web`].
 
 pub mod backchannel;
+pub mod connections;
 pub mod forwarded;
 pub mod identity;
 pub mod route;

@@ -240,3 +240,80 @@ async fn http10_local_responses() {
         stack.portcullis.log()
     );
 }
+
+/// Returns the value of the metric line starting with `name ` on `/metrics`.
+async fn metric(stack: &ScimStack, name: &str) -> f64 {
+    let url = stack.portcullis.admin_url("/metrics");
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("HTTP client builds")
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"))
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
+}
+
+/// Waits until `portcullis_connections_open` is `expected`.
+async fn wait_for_open_connections(stack: &ScimStack, expected: f64) {
+    for _ in 0..100 {
+        if metric(stack, "portcullis_connections_open").await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "portcullis_connections_open did not reach {expected}; it is {}",
+        metric(stack, "portcullis_connections_open").await
+    );
+}
+
+#[tokio::test]
+async fn connection_cap_closes_extra() {
+    let stack =
+        ScimStack::start(&[PUBLIC_PATHS, ("PORTCULLIS_SERVER__MAX_CONNECTIONS", "5")]).await;
+    let address = address(&stack);
+    assert_eq!(metric(&stack, "portcullis_connections_max").await, 5.0);
+
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        let stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {address}: {e}"));
+        idle.push(stream);
+    }
+    wait_for_open_connections(&stack, 5.0).await;
+
+    let request = get("/echo/public/extra", "application/json");
+    let extra = exchange(&address, request.as_bytes(), IDLE).await;
+    assert!(
+        extra.closed,
+        "expected the sixth connection to be closed at once"
+    );
+    assert!(
+        extra.received.is_empty(),
+        "expected no response on the sixth connection, got:\n{}",
+        extra.text()
+    );
+    assert!(
+        metric(&stack, "portcullis_connections_rejected_total").await >= 1.0,
+        "expected the closed connection to be counted"
+    );
+
+    idle.truncate(3);
+    wait_for_open_connections(&stack, 3.0).await;
+    let after = exchange(&address, request.as_bytes(), IDLE).await;
+    assert_eq!(
+        statuses(&after.responses()),
+        vec![200],
+        "expected a new connection to work once some closed, got:\n{}",
+        after.text()
+    );
+}
