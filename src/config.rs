@@ -142,6 +142,11 @@ pub struct ServerConfig {
         deserialize_with = "de::number"
     )]
     pub max_request_header_bytes: usize,
+    /// Most client connections open at once on the proxy listener; 0 means
+    /// no cap. A connection over it is closed at once, so a flood of idle
+    /// connections cannot use up the file descriptors.
+    #[serde(default = "default_max_connections", deserialize_with = "de::number")]
+    pub max_connections: usize,
     /// Addresses or CIDR blocks of the proxies in front of portcullis (load
     /// balancers, ingress controllers). Only their `X-Forwarded-*` and
     /// `Forwarded` headers are passed on to the dashboard; other peers' are
@@ -503,6 +508,12 @@ fn default_upstream_read_timeout() -> Duration {
 fn default_keepalive_timeout() -> Duration {
     Duration::from_secs(620)
 }
+/// Default of `server.max_connections`, a guess well above the load of one
+/// replica.
+fn default_max_connections() -> usize {
+    10_000
+}
+
 fn default_max_request_header_bytes() -> usize {
     64 * 1024
 }
@@ -1019,16 +1030,30 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
 pub struct ReloadableSecrets {
     /// The client secret, from `oidc.client_secret` or its file.
     pub client_secret: String,
-    /// Cookie signing keys, the signing key first.
-    pub cookie_keys: Vec<Vec<u8>>,
+    /// Cookie signing keys, the signing key first. `None` when none are
+    /// configured: the process then signs with a random key, and replacing
+    /// it would end every session.
+    pub cookie_keys: Option<Vec<Vec<u8>>>,
 }
 
 /// Reads the client secret and the cookie keys again, from their files when
-/// `config` names files, with the same checks as at start. Used on SIGHUP.
+/// `config` names files, with the same checks as at start. Used on SIGHUP,
+/// where configured keys must not turn into an empty list: that would end
+/// every session.
 pub fn reload_secrets(config: &Config) -> Result<ReloadableSecrets, ConfigError> {
+    let client_secret = read_client_secret(&config.oidc)?;
+    let session = &config.session;
+    let keys_configured = !session.cookie_keys.is_empty() || session.cookie_keys_file.is_some();
+    let cookie_keys = read_cookie_keys(session)?;
+    if keys_configured && cookie_keys.is_empty() {
+        return Err(ConfigError::invalid(
+            "session.cookie_keys_file",
+            "contains no key; write at least one key to the file",
+        ));
+    }
     Ok(ReloadableSecrets {
-        client_secret: read_client_secret(&config.oidc)?,
-        cookie_keys: read_cookie_keys(&config.session)?,
+        client_secret,
+        cookie_keys: keys_configured.then_some(cookie_keys),
     })
 }
 

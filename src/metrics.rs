@@ -40,6 +40,12 @@ pub struct Metrics {
     /// Records in the in-memory session store (sessions, login flows,
     /// locks), or 0 with Redis.
     pub memory_store_entries: IntGauge,
+    /// Client connections open on the proxy listener.
+    pub connections_open: IntGauge,
+    /// `server.max_connections`, 0 when there is no cap.
+    pub connections_max: IntGauge,
+    /// Client connections closed at once because the cap was reached.
+    pub connections_rejected: IntCounter,
     /// Session-store operations by `operation`.
     pub store_operations: IntCounterVec,
     /// Failed session-store operations by `operation`.
@@ -102,6 +108,21 @@ impl Metrics {
                 &registry,
                 "portcullis_memory_store_entries",
                 "Records (sessions, login flows, locks) in the in-memory session store, or 0 with Redis.",
+            ),
+            connections_open: gauge(
+                &registry,
+                "portcullis_connections_open",
+                "Client connections open on the proxy listener.",
+            ),
+            connections_max: gauge(
+                &registry,
+                "portcullis_connections_max",
+                "The cap on client connections (server.max_connections), 0 when there is none.",
+            ),
+            connections_rejected: counter(
+                &registry,
+                "portcullis_connections_rejected_total",
+                "Client connections closed at once because server.max_connections were open.",
             ),
             store_operations: counter_vec(
                 &registry,
@@ -321,6 +342,9 @@ mod tests {
             "portcullis_sessions_created_total",
             "portcullis_sessions_ended_total",
             "portcullis_memory_store_entries",
+            "portcullis_connections_open",
+            "portcullis_connections_max",
+            "portcullis_connections_rejected_total",
             "portcullis_session_store_operations_total",
             "portcullis_session_store_errors_total",
             "portcullis_token_refreshes_total",

@@ -19,6 +19,7 @@ use crate::auth::{Auth, CookieSettings, Provider, ProviderSettings};
 use crate::config::{Config, SessionStoreKind, Settings};
 use crate::directory::{Directory, LazyDirectory};
 use crate::lifecycle::{ExitWhenIdle, Lifecycle, ShutdownSignals};
+use crate::proxy::connections::{warn_if_descriptor_limit_low, ConnectionLimit};
 use crate::proxy::forwarded::ForwardedHeaders;
 use crate::proxy::upstream::UpstreamAddress;
 use crate::proxy::{Portcullis, ProxySettings};
@@ -128,10 +129,14 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         },
         lifecycle.clone(),
     );
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        portcullis,
-        "portcullis proxy",
+    let max_connections = config.server.max_connections;
+    warn_if_descriptor_limit_low(max_connections, UPSTREAM_KEEPALIVE_POOL_SIZE);
+    let mut proxy = Service::new(
+        "portcullis proxy".to_owned(),
+        ConnectionLimit::new(
+            pingora::proxy::http_proxy(&server.configuration, portcullis),
+            max_connections,
+        ),
     );
     proxy.add_tcp(&settings.listen.to_string());
 
@@ -312,7 +317,7 @@ impl BackgroundService for SecretReloadTask {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 received = hangups.recv() => match received {
-                    Some(()) => self.reload().await,
+                    Some(()) => self.reload(),
                     None => return,
                 },
             }
@@ -321,23 +326,20 @@ impl BackgroundService for SecretReloadTask {
 }
 
 impl SecretReloadTask {
-    async fn reload(&self) {
+    /// Reads and checks every secret first, then puts them all in use, so
+    /// when any of them is missing or invalid none changes.
+    fn reload(&self) {
         let secrets = match crate::config::reload_secrets(&self.config) {
             Ok(secrets) => secrets,
             Err(error) => {
-                tracing::error!(error = %error, "cannot reload secrets after SIGHUP; the old ones stay in use");
+                tracing::error!(error = %error, "cannot reload secrets after SIGHUP; every old secret stays in use");
                 return;
             }
         };
-        let session = &self.config.session;
-        // Without configured keys the process signs with a random key, and
-        // replacing it would end every session.
-        if !session.cookie_keys.is_empty() || session.cookie_keys_file.is_some() {
-            self.auth.replace_cookie_keys(secrets.cookie_keys);
+        if let Some(keys) = secrets.cookie_keys {
+            self.auth.replace_cookie_keys(keys);
         }
-        self.provider
-            .replace_client_secret(secrets.client_secret)
-            .await;
+        self.provider.replace_client_secret(secrets.client_secret);
         tracing::info!("secrets reloaded after SIGHUP");
     }
 }

@@ -1,5 +1,5 @@
-//! The login flow: `/oauth2/start`, the redirect to the provider,
-//! `/oauth2/callback` and `/oauth2/sign_out`.
+//! The login flow: `/oauth2/start`, the redirect to the provider and
+//! `/oauth2/callback`.
 //!
 //! Flow state lives in the session store, keyed by `state` and sealed with
 //! it, so any number of logins can run at once in several tabs and cookies
@@ -243,36 +243,6 @@ impl Auth {
         )
     }
 
-    /// Ends the session at `/oauth2/sign_out`: deletes it, clears the cookie
-    /// and sends the browser to the provider's `end_session_endpoint` when
-    /// there is one.
-    pub async fn sign_out(&self, headers: &HeaderMap) -> LocalResponse {
-        let current = match self.authenticate(headers).await {
-            Ok(current) => current,
-            Err(error) => {
-                tracing::error!(error = %error, "cannot read session at sign-out");
-                return store_unavailable_page();
-            }
-        };
-        let Some(current) = current else {
-            return signed_out_page().with_cookie(self.clear_session_cookie());
-        };
-        if let Err(error) = self.sessions.delete(&current.id).await {
-            tracing::error!(error = %error, "cannot delete session at sign-out");
-            return store_unavailable_page();
-        }
-        tracing::info!(user = %current.session.identity.subject, "signed out");
-        let response = match self
-            .provider
-            .end_session_url(&current.session.id_token)
-            .await
-        {
-            Some(url) => LocalResponse::redirect(url.as_str()),
-            None => signed_out_page(),
-        };
-        response.with_cookie(self.clear_session_cookie())
-    }
-
     /// Returns the browser's binding value, and a `Set-Cookie` when a new one
     /// had to be made. An existing well-formed value is kept, so logins
     /// started in several tabs share it.
@@ -436,15 +406,6 @@ pub fn store_unavailable_page() -> LocalResponse {
         None,
     )
     .with_header(http::header::RETRY_AFTER, "2")
-}
-
-fn signed_out_page() -> LocalResponse {
-    LocalResponse::page(
-        StatusCode::OK,
-        "Signed out",
-        "You have signed out.",
-        Some((START_PATH, "Sign in again")),
-    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod provider;
 pub mod provisioning;
 pub mod redirect;
 pub mod refresh;
+pub mod sign_out;
 
 use std::sync::Arc;
 

@@ -161,6 +161,9 @@ pub struct ProviderSettings {
 
 /// The metadata and client built from discovery.
 struct Discovered {
+    /// The discovery document, kept so a new client secret can be put in
+    /// use without fetching it again.
+    metadata: ProviderMetadataWithLogout,
     client: OidcClient,
     end_session_endpoint: Option<EndSessionUrl>,
     /// The provider's signing keys, also held inside `client`.
@@ -338,10 +341,18 @@ impl Provider {
             .clone()
     }
 
-    /// Puts `secret` in use as the client secret. The client is rebuilt by
-    /// loading discovery again; until that succeeds, token requests keep
-    /// the old secret.
-    pub async fn replace_client_secret(&self, secret: String) {
+    /// Puts `secret` in use as the client secret for every later token
+    /// request. The client is rebuilt from the discovery document already
+    /// loaded, so this cannot fail. Before the first discovery only the
+    /// secret is stored, and discovery builds the client with it.
+    pub fn replace_client_secret(&self, secret: String) {
+        // The discovery slot is locked first, here and in
+        // `fetch_discovered`, so a discovery running at the same time
+        // cannot store a client built with the old secret.
+        let mut discovered = self
+            .discovered
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.client_secret() == secret {
             return;
         }
@@ -349,12 +360,27 @@ impl Provider {
             .client_secret
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = secret;
-        match self.reload().await {
-            Ok(()) => tracing::info!("client secret replaced"),
-            Err(error) => {
-                tracing::warn!(error = %error, "client secret replaced, but discovery failed; the old secret stays in use until the next successful load");
-            }
+        if let Some(current) = discovered.as_ref() {
+            let client = self.build_client(current.metadata.clone());
+            *discovered = Some(Arc::new(Discovered {
+                metadata: current.metadata.clone(),
+                client,
+                end_session_endpoint: current.end_session_endpoint.clone(),
+                jwks: current.jwks.clone(),
+                loaded_at: current.loaded_at,
+            }));
         }
+        tracing::info!("client secret replaced");
+    }
+
+    /// Builds the OpenID client from `metadata` with the client secret in use.
+    fn build_client(&self, metadata: ProviderMetadataWithLogout) -> OidcClient {
+        OidcClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            Some(ClientSecret::new(self.client_secret())),
+        )
+        .set_redirect_uri(RedirectUrl::from_url(self.settings.redirect_uri.clone()))
     }
 
     /// Number of key reloads caused by unknown keys since start.
@@ -411,22 +437,18 @@ impl Provider {
         .map_err(|e| ProviderError::Discovery(error_chain(&e)))?;
         let end_session_endpoint = metadata.additional_metadata().end_session_endpoint.clone();
         let jwks = metadata.jwks().clone();
-        let client = OidcClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.settings.client_id.clone()),
-            Some(ClientSecret::new(self.client_secret())),
-        )
-        .set_redirect_uri(RedirectUrl::from_url(self.settings.redirect_uri.clone()));
+        let mut discovered = self
+            .discovered
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let found = Arc::new(Discovered {
-            client,
+            client: self.build_client(metadata.clone()),
+            metadata,
             end_session_endpoint,
             jwks,
             loaded_at: Instant::now(),
         });
-        *self
-            .discovered
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found.clone());
+        *discovered = Some(found.clone());
         Ok(found)
     }
 

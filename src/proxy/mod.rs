@@ -3,6 +3,7 @@
 //! [`crate::auth`] and the local responses in [`crate::web`].
 
 pub mod backchannel;
+pub mod connections;
 pub mod forwarded;
 pub mod identity;
 pub mod route;
@@ -148,7 +149,14 @@ impl Portcullis {
                 Decision::Respond(self.auth.start_login(headers, &target).await)
             }
             Route::Callback => Decision::Respond(self.auth.finish_login(headers, query).await),
-            Route::SignOut => Decision::Respond(self.auth.sign_out(headers).await),
+            Route::SignOut => {
+                let api_client = route::is_api_client(headers);
+                let response = self
+                    .auth
+                    .serve_sign_out(&request.method, headers, api_client)
+                    .await;
+                Decision::Respond(response)
+            }
             Route::BackchannelLogout => Decision::BackchannelLogout,
             Route::UnknownOAuth2 => Decision::Respond(LocalResponse::page(
                 StatusCode::NOT_FOUND,
@@ -437,6 +445,18 @@ fn log_access(session: &Session, error: Option<&Error>, ctx: &RequestContext, st
     );
 }
 
+/// Lets the client send its next HTTP/1.1 request before it has read this
+/// response (RFC 9112 section 9.3.2). Pingora 0.9 leaves this off by
+/// default, and then a request that arrived in the same read as the one
+/// before it is dropped and the connection closed, although the response
+/// carried `Connection: keep-alive`. With it on, Pingora keeps those bytes and
+/// serves the requests one after another, in order.
+fn allow_pipelining(session: &mut Session) {
+    if let pingora::protocols::http::ServerSession::H1(http1) = &mut *session.downstream_session {
+        http1.set_pipelining_enabled(true);
+    }
+}
+
 fn new_request_id() -> String {
     use rand::Rng;
     format!("{:016x}", rand::thread_rng().gen::<u64>())
@@ -462,6 +482,15 @@ impl ProxyHttp for Portcullis {
         }
     }
 
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestContext,
+    ) -> pingora::Result<()> {
+        allow_pipelining(session);
+        Ok(())
+    }
+
     async fn request_filter(
         &self,
         session: &mut Session,
@@ -478,7 +507,14 @@ impl ProxyHttp for Portcullis {
         // Once SIGTERM has arrived every response closes its connection, so
         // clients reconnect to a replica that is not stopping.
         let stopping = self.lifecycle.is_draining() || session.is_process_shutting_down();
-        session.set_keepalive((!stopping).then_some(self.settings.keepalive_seconds));
+        // Pingora has already applied the client's wish: `Connection:
+        // close`, or an HTTP/1.0 request without `Connection: keep-alive`,
+        // turned keep-alive off. Only the timeout of a connection the client
+        // keeps is set here, because `set_keepalive` would re-enable it for
+        // HTTP/1.0.
+        let client_keeps = session.get_keepalive().is_some();
+        let keepalive = (client_keeps && !stopping).then_some(self.settings.keepalive_seconds);
+        session.set_keepalive(keepalive);
         let head_bytes = request_head_bytes(session.req_header());
         if head_bytes > self.settings.max_request_header_bytes {
             tracing::debug!(request_id = %ctx.request_id, head_bytes, "request head too large");

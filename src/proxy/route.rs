@@ -79,15 +79,20 @@ pub fn classify(path: &str) -> Route {
 /// navigation that should be redirected to login. Fetch and XHR calls get
 /// 401 instead, because a redirect to another origin breaks them.
 pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    if method != Method::GET && method != Method::HEAD {
-        return false;
-    }
+    (method == Method::GET || method == Method::HEAD) && !is_api_client(headers)
+}
+
+/// Tells whether a request of any method comes from fetch, XHR or a
+/// non-browser client that wants JSON rather than pages: it names a fetch
+/// mode other than `navigate`, carries `X-Requested-With`, or accepts JSON
+/// but not HTML.
+pub fn is_api_client(headers: &HeaderMap) -> bool {
     if headers.contains_key("x-requested-with") {
-        return false;
+        return true;
     }
     if let Some(mode) = headers.get("sec-fetch-mode") {
         if mode.as_bytes() != b"navigate" {
-            return false;
+            return true;
         }
     }
     let accept = headers
@@ -97,7 +102,7 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
         .collect::<Vec<_>>()
         .join(",")
         .to_ascii_lowercase();
-    !accept.contains("application/json") || accept.contains("text/html")
+    accept.contains("application/json") && !accept.contains("text/html")
 }
 
 #[cfg(test)]

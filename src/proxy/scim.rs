@@ -20,9 +20,12 @@ pub async fn serve_scim(
         )));
     };
     if let Err(response) = service.check_token(&session.req_header().headers).await {
-        // The body is not read, so the connection cannot carry another
-        // request.
-        session.set_keepalive(None);
+        // An unread body would be taken for the next request, so the
+        // connection ends after the response. A request without a body
+        // keeps it.
+        if !session.is_body_done() {
+            session.set_keepalive(None);
+        }
         return to_local(response);
     }
     let body = match read_body(session, service.settings().max_body_bytes).await {

@@ -69,6 +69,28 @@ impl LocalResponse {
         }
     }
 
+    /// Builds a page whose one button POSTs an empty form to `action`, a
+    /// path on this origin.
+    pub fn form_page(
+        status: StatusCode,
+        title: &str,
+        message: &str,
+        action: &str,
+        button: &str,
+    ) -> Self {
+        let form = format!(
+            "<form method=\"post\" action=\"{}\"><button type=\"submit\">{}</button></form>",
+            escape_html(action),
+            escape_html(button)
+        );
+        LocalResponse {
+            status,
+            headers: Vec::new(),
+            content_type: Some("text/html; charset=utf-8"),
+            body: Bytes::from(render_html(title, message, &form)),
+        }
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, name: http::HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -135,8 +157,6 @@ pub fn escape_html(text: &str) -> String {
 }
 
 fn render_page(title: &str, message: &str, link: Option<(&str, &str)>) -> String {
-    let title = escape_html(title);
-    let message = escape_html(message);
     let link = link
         .map(|(href, text)| {
             format!(
@@ -146,13 +166,20 @@ fn render_page(title: &str, message: &str, link: Option<(&str, &str)>) -> String
             )
         })
         .unwrap_or_default();
+    render_html(title, message, &link)
+}
+
+/// Renders the page around `extra`, HTML that is already escaped.
+fn render_html(title: &str, message: &str, extra: &str) -> String {
+    let title = escape_html(title);
+    let message = escape_html(message);
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title}</title>\
 <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}\
 h1{{font-size:1.4rem}}</style></head>\
-<body><h1>{title}</h1><p>{message}</p>{link}</body></html>\n"
+<body><h1>{title}</h1><p>{message}</p>{extra}</body></html>\n"
     )
 }
 

@@ -10,6 +10,7 @@ use reqwest::header::{ACCEPT, COOKIE};
 use reqwest::{Response, StatusCode};
 
 use crate::support::browser::NAVIGATION_ACCEPT;
+use crate::support::fixtures::CLIENT_SECRET;
 use crate::support::portcullis::COOKIE_KEY;
 use crate::support::{set_cookies_named, SessionStore, Stack, StackOptions, SESSION_COOKIE};
 
@@ -168,4 +169,83 @@ async fn sighup_reloads_cookie_keys() {
         "re-issued cookie works after the second reload"
     );
     assert_signed_out(&stack, &old, "cookie of the key dropped by SIGHUP").await;
+}
+
+/// Waits until portcullis has logged `message` at least once.
+async fn wait_for_log(stack: &Stack, message: &str) {
+    let deadline = Instant::now() + RELOAD_TIMEOUT;
+    loop {
+        let log = stack.portcullis.log();
+        if log.contains(message) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "portcullis did not log {message:?} within {RELOAD_TIMEOUT:?}; log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn failed_reload_changes_nothing() {
+    let secrets_dir = tempfile::tempdir().expect("a temporary folder can be created");
+    let keys_file = secrets_dir.path().join("cookie-keys");
+    let secret_file = secrets_dir.path().join("client-secret");
+    write_keys(&keys_file, &[COOKIE_KEY]);
+    std::fs::write(&secret_file, CLIENT_SECRET).expect("client secret file is written");
+    let keys_path = keys_file.display().to_string();
+    let env = [
+        ("PORTCULLIS_SESSION__COOKIE_KEYS", ""),
+        ("PORTCULLIS_SESSION__COOKIE_KEYS_FILE", keys_path.as_str()),
+    ];
+    let mut stack = Stack::start_with_env(&env).await;
+    // The test configuration names the client secret inline, and an
+    // override cannot remove a key, so the file is edited instead.
+    let config_path = stack.portcullis.config_path.clone();
+    let config = std::fs::read_to_string(&config_path).expect("configuration is readable");
+    let inline = format!("client_secret = \"{CLIENT_SECRET}\"");
+    assert!(
+        config.contains(&inline),
+        "expected {inline} in the test configuration"
+    );
+    let from_file = format!(
+        "client_secret_file = {:?}",
+        secret_file.display().to_string()
+    );
+    std::fs::write(&config_path, config.replace(&inline, &from_file))
+        .expect("configuration is written");
+    stack.portcullis.restart_with_env(&env).await;
+    let alice = stack.signed_in("alice").await;
+    let session = alice.session_cookie().expect("signed in");
+
+    // A new client secret that the provider does not know, and a key file
+    // emptied by mistake: the reload must fail as a whole.
+    std::fs::write(&secret_file, "rotated-client-secret").expect("client secret file is written");
+    std::fs::write(&keys_file, "\n").expect("key file is written");
+    stack.portcullis.reload_secrets();
+    wait_for_log(&stack, "cannot reload secrets after SIGHUP").await;
+
+    let log = stack.portcullis.log();
+    assert!(
+        log.contains("session.cookie_keys_file"),
+        "expected the error to name session.cookie_keys_file; log:\n{log}"
+    );
+    assert!(
+        !log.contains("secrets reloaded after SIGHUP"),
+        "expected no success message; log:\n{log}"
+    );
+    assert!(
+        !log.contains("client secret replaced"),
+        "expected the client secret to stay; log:\n{log}"
+    );
+    let response = get_with_session(&stack, &session, "application/json").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "expected the session signed with the old key to work"
+    );
+    // The provider accepts only the old secret, so a login that completes
+    // shows that it is still in use.
+    stack.signed_in("bob").await;
 }

@@ -14,6 +14,7 @@ mod support;
 
 mod access;
 mod backchannel;
+mod connections;
 mod cookie_keys;
 mod deprovisioning;
 mod faults;

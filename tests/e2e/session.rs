@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, COOKIE, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 
 use crate::support::{
-    redirect_target, set_cookies_named, Echo, SessionStore, Stack, SESSION_COOKIE,
+    redirect_target, set_cookies_named, Browser, Echo, SessionStore, Stack, SESSION_COOKIE,
 };
 
 /// Time allowed for portcullis to serve the session again after Redis is
@@ -40,6 +40,115 @@ fn plain_client() -> reqwest::Client {
         .expect("HTTP client builds")
 }
 
+/// Follows a link to `url` as a browser does, with `Sec-Fetch-Site` set
+/// to `fetch_site` when given.
+async fn sign_out_get(browser: &Browser, url: &Url, fetch_site: Option<&str>) -> Response {
+    let mut request = browser
+        .client()
+        .get(url.clone())
+        .header(ACCEPT, "text/html")
+        .header("sec-fetch-mode", "navigate");
+    if let Some(site) = fetch_site {
+        request = request.header("sec-fetch-site", site);
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"))
+}
+
+/// Submits the sign-out form to `url` with `Origin: origin`.
+async fn sign_out_post(browser: &Browser, url: &Url, origin: &str) -> Response {
+    browser
+        .client()
+        .post(url.clone())
+        .header(ACCEPT, "text/html")
+        .header("origin", origin)
+        .header("sec-fetch-mode", "navigate")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url} failed: {e}"))
+}
+
+/// Asserts that `browser`'s session still reaches the dashboard.
+async fn assert_session_lives(stack: &Stack, browser: &Browser, case: &str) {
+    let response = browser.fetch_json(&stack.proxy_url("/echo/alive")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{case}: expected the session to survive"
+    );
+}
+
+/// Asserts that `browser`'s session is gone, at portcullis and in the jar.
+async fn assert_session_ended(stack: &Stack, browser: &Browser, case: &str) {
+    assert!(
+        browser.session_cookie().is_none(),
+        "{case}: expected the session cookie to be cleared"
+    );
+    let response = browser.fetch_json(&stack.proxy_url("/echo/alive")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "{case}: expected the session to have ended"
+    );
+}
+
+#[tokio::test]
+async fn sign_out_from_other_sites() {
+    let stack = Stack::start().await;
+    let alice = stack.signed_in("alice").await;
+    let sign_out = stack.proxy_url("/oauth2/sign_out");
+    let origin = stack.proxy_url("/").origin().ascii_serialization();
+
+    for fetch_site in [Some("cross-site"), Some("same-site"), None] {
+        let case = format!("GET with Sec-Fetch-Site {fetch_site:?}");
+        let response = sign_out_get(&alice, &sign_out, fetch_site).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{case}: expected the confirmation page"
+        );
+        assert!(
+            set_cookies_named(response.headers(), SESSION_COOKIE).is_empty(),
+            "{case}: expected no change to the session cookie"
+        );
+        let body = response.text().await.expect("confirmation page body");
+        assert!(
+            body.contains("<form method=\"post\" action=\"/oauth2/sign_out\">"),
+            "{case}: expected a form that POSTs to sign-out, got {body}"
+        );
+        assert_session_lives(&stack, &alice, &case).await;
+    }
+
+    let response = sign_out_post(&alice, &sign_out, "http://evil.example").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "expected 403 for a POST from another origin"
+    );
+    assert_session_lives(&stack, &alice, "POST from another origin").await;
+
+    let response = sign_out_post(&alice, &sign_out, &origin).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "expected a POST from {origin} to sign out and redirect to the provider"
+    );
+    assert_session_ended(&stack, &alice, "POST from this origin").await;
+
+    let bob = stack.signed_in("bob").await;
+    let response = sign_out_get(&bob, &sign_out, Some("same-origin")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "expected a same-origin GET to sign out"
+    );
+    assert_session_ended(&stack, &bob, "same-origin GET").await;
+}
+
 #[tokio::test]
 async fn sign_out_invalidates_old_cookie() {
     let stack = Stack::start().await;
@@ -56,7 +165,7 @@ async fn sign_out_invalidates_old_cookie() {
     );
 
     let sign_out = stack.proxy_url("/oauth2/sign_out");
-    let response = alice.navigate(&sign_out).await;
+    let response = sign_out_get(&alice, &sign_out, Some("same-origin")).await;
     assert_eq!(
         response.status(),
         StatusCode::FOUND,

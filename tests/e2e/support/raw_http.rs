@@ -16,6 +16,8 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RawResponse {
     /// Status code.
     pub status: u16,
+    /// The status line as received, such as `HTTP/1.1 200 OK`.
+    pub status_line: String,
     /// Header lines as received.
     pub headers: Vec<(String, String)>,
     /// The body, with chunked transfer coding removed.
@@ -80,7 +82,20 @@ fn parse_response(received: &[u8]) -> RawResponse {
                 String::from_utf8_lossy(received)
             )
         });
-    let head = std::str::from_utf8(&received[..split]).expect("response headers are UTF-8");
+    let mut response = parse_head(&received[..split]);
+    response.body = received[split + 4..].to_vec();
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|value| value.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        response.body = decode_chunked(&response.body);
+    }
+    response
+}
+
+/// Parses a status line and header lines, without the blank line after them.
+fn parse_head(head: &[u8]) -> RawResponse {
+    let head = std::str::from_utf8(head).expect("response headers are UTF-8");
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let status = status_line
@@ -92,18 +107,12 @@ fn parse_response(received: &[u8]) -> RawResponse {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.to_owned(), value.trim().to_owned()))
         .collect();
-    let mut response = RawResponse {
+    RawResponse {
         status,
+        status_line: status_line.to_owned(),
         headers,
-        body: received[split + 4..].to_vec(),
-    };
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|value| value.eq_ignore_ascii_case("chunked"));
-    if chunked {
-        response.body = decode_chunked(&response.body);
+        body: Vec::new(),
     }
-    response
 }
 
 fn decode_chunked(mut encoded: &[u8]) -> Vec<u8> {
@@ -123,5 +132,113 @@ fn decode_chunked(mut encoded: &[u8]) -> Vec<u8> {
         let start = line_end + 2;
         body.extend_from_slice(&encoded[start..start + size]);
         encoded = &encoded[start + size + 2..];
+    }
+}
+
+/// What came back on one connection: the bytes received, and whether the
+/// server closed the connection (rather than leaving it idle).
+#[derive(Debug)]
+pub struct Exchange {
+    /// Every byte received.
+    pub received: Vec<u8>,
+    /// `true` when the server closed the connection within the wait.
+    pub closed: bool,
+}
+
+impl Exchange {
+    /// Splits the bytes received into responses. Responses to `HEAD` are
+    /// not told apart, so send no `HEAD` through this.
+    pub fn responses(&self) -> Vec<RawResponse> {
+        split_responses(&self.received)
+    }
+
+    /// Returns the bytes received as text, for assertion messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.received).into_owned()
+    }
+}
+
+/// Writes `request` to `address` as it is, then reads until the server
+/// closes the connection or sends nothing for `idle`.
+pub async fn exchange(address: &str, request: &[u8], idle: Duration) -> Exchange {
+    let mut stream = TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {address}: {e}"));
+    stream
+        .write_all(request)
+        .await
+        .unwrap_or_else(|e| panic!("cannot send the request to {address}: {e}"));
+    read_until_idle(&mut stream, idle).await
+}
+
+/// Reads from `stream` until the peer closes it or sends nothing for `idle`.
+pub async fn read_until_idle(stream: &mut TcpStream, idle: Duration) -> Exchange {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    let closed = loop {
+        match tokio::time::timeout(idle, stream.read(&mut buffer)).await {
+            Err(_) => break false,
+            Ok(Ok(0)) => break true,
+            Ok(Ok(read)) => received.extend_from_slice(&buffer[..read]),
+            // A reset after the response is a close too.
+            Ok(Err(_)) => break true,
+        }
+    };
+    Exchange { received, closed }
+}
+
+/// Splits a byte stream into responses framed by `Content-Length` or
+/// chunked coding. A response with neither takes the rest of the stream.
+fn split_responses(mut received: &[u8]) -> Vec<RawResponse> {
+    let mut responses = Vec::new();
+    while !received.is_empty() {
+        let Some(split) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
+            panic!(
+                "response has no end of headers: {:?}",
+                String::from_utf8_lossy(received)
+            );
+        };
+        let mut response = parse_head(&received[..split]);
+        let rest = &received[split + 4..];
+        let chunked = response
+            .header("transfer-encoding")
+            .is_some_and(|value| value.eq_ignore_ascii_case("chunked"));
+        let length = if matches!(response.status, 100..=199 | 204 | 304) {
+            0
+        } else if chunked {
+            chunked_length(rest)
+        } else if let Some(length) = response.header("content-length") {
+            length.parse().expect("Content-Length is a number")
+        } else {
+            rest.len()
+        };
+        let body = &rest[..length.min(rest.len())];
+        response.body = if chunked {
+            decode_chunked(body)
+        } else {
+            body.to_vec()
+        };
+        responses.push(response);
+        received = &rest[body.len()..];
+    }
+    responses
+}
+
+/// Returns the length in bytes of the chunked body at the start of `encoded`.
+fn chunked_length(encoded: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        let Some(line_end) = encoded[at..].windows(2).position(|w| w == b"\r\n") else {
+            return encoded.len();
+        };
+        let size_text =
+            std::str::from_utf8(&encoded[at..at + line_end]).expect("chunk size is ASCII");
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .unwrap_or_else(|e| panic!("invalid chunk size {size_text:?}: {e}"));
+        at += line_end + 2 + size + 2;
+        if size == 0 || at >= encoded.len() {
+            return at.min(encoded.len());
+        }
     }
 }
