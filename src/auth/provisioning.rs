@@ -224,20 +224,22 @@ impl SessionRevoker for SessionRevocation {
             .revocations
             .with_label_values(&["deprovisioning"])
             .inc();
+        let keys = revocation_keys(user, self.match_claim);
+        // Every key's cached copies go first: after a store error the
+        // remaining keys are not tried, because each would wait for the
+        // store's timeout, and a retry repeats the whole revocation.
+        for key in &keys {
+            self.sessions.forget_cached(key);
+        }
         let mut ended = 0;
-        let mut first_error = None;
-        for key in revocation_keys(user, self.match_claim) {
-            match self.sessions.revoke(key).await {
-                Ok(count) => ended += count,
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
-            }
+        for key in keys {
+            ended += self
+                .sessions
+                .revoke(key)
+                .await
+                .map_err(|error| RevocationError(error.to_string()))?;
         }
-        match first_error {
-            None => Ok(ended),
-            Some(error) => Err(RevocationError(error.to_string())),
-        }
+        Ok(ended)
     }
 }
 
