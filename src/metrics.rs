@@ -59,6 +59,13 @@ pub struct Metrics {
     /// `backchannel_logout` ends those a logout token names. The CLI's
     /// `user` commands run in their own process and are not counted here.
     pub revocations: IntCounterVec,
+    /// Background retries of deprovisioning revocations that failed, by
+    /// `outcome`: `success`, `error` (retried again later) and `dropped`
+    /// (the retry queue was full).
+    pub revocation_retries: IntCounterVec,
+    /// Users whose sessions a failed deprovisioning revocation left alive
+    /// and that the background retry has not ended yet.
+    pub revocation_retries_pending: IntGauge,
     /// Fetches of the provider's discovery document with its JWKS (one
     /// fetch loads both), by `outcome`.
     pub provider_fetches: IntCounterVec,
@@ -154,6 +161,17 @@ impl Metrics {
                 "Session revocations by source.",
                 &["source"],
             ),
+            revocation_retries: counter_vec(
+                &registry,
+                "portcullis_revocation_retries_total",
+                "Background retries of failed deprovisioning revocations, by outcome.",
+                &["outcome"],
+            ),
+            revocation_retries_pending: gauge(
+                &registry,
+                "portcullis_revocation_retries_pending",
+                "Users whose sessions a failed deprovisioning revocation left alive, waiting for a retry.",
+            ),
             provider_fetches: counter_vec(
                 &registry,
                 "portcullis_provider_fetches_total",
@@ -185,6 +203,9 @@ impl Metrics {
         }
         for source in ["deprovisioning", "backchannel_logout"] {
             self.revocations.with_label_values(&[source]);
+        }
+        for outcome in ["success", "error", "dropped"] {
+            self.revocation_retries.with_label_values(&[outcome]);
         }
     }
 
@@ -350,6 +371,8 @@ mod tests {
             "portcullis_token_refreshes_total",
             "portcullis_scim_operations_total",
             "portcullis_revocations_total",
+            "portcullis_revocation_retries_total",
+            "portcullis_revocation_retries_pending",
             "portcullis_provider_fetches_total",
         ];
         for family in families {

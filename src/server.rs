@@ -24,6 +24,7 @@ use crate::proxy::forwarded::ForwardedHeaders;
 use crate::proxy::upstream::UpstreamAddress;
 use crate::proxy::{Portcullis, ProxySettings};
 use crate::scim::handler::{ScimService, ScimSettings};
+use crate::scim::revoke::RevocationRetries;
 use crate::session::{CookieCodec, MemoryStore, RedisStore, SessionStore, Sessions};
 
 /// A failed discovery is retried after this long.
@@ -107,10 +108,15 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
-    let scim = config.scim.enabled.then(|| {
+    let revocation_retries = config.scim.enabled.then(|| {
         let revoker =
             SessionRevocation::new(sessions.clone(), config.access.provisioned_match_claim);
-        Arc::new(scim_service(&settings, directory.clone()).with_session_revoker(Arc::new(revoker)))
+        Arc::new(RevocationRetries::new(Arc::new(revoker)))
+    });
+    let scim = revocation_retries.as_ref().map(|retries| {
+        Arc::new(
+            scim_service(&settings, directory.clone()).with_session_revocations(retries.clone()),
+        )
     });
     let lifecycle = Lifecycle::new();
     let portcullis = Portcullis::new(
@@ -166,6 +172,12 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(revocations);
+    if let Some(retries) = revocation_retries {
+        server.add_service(background_service(
+            "revocation retries",
+            RevocationRetryTask { retries },
+        ));
+    }
     server.add_service(discovery);
     server.add_service(secret_reload);
     server.add_service(background_service(
@@ -288,6 +300,21 @@ impl BackgroundService for RevocationTask {
         tokio::select! {
             _ = shutdown.changed() => {}
             () = self.sessions.follow_revocations() => {}
+        }
+    }
+}
+
+/// Retries the deprovisioning revocations that failed, until shutdown.
+struct RevocationRetryTask {
+    retries: Arc<RevocationRetries>,
+}
+
+#[async_trait]
+impl BackgroundService for RevocationRetryTask {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            () = self.retries.run() => {}
         }
     }
 }

@@ -30,6 +30,10 @@ pub enum Denial {
     /// `active: false`.
     #[error("the user is deactivated in the directory")]
     Deactivated,
+    /// The login's `sub` is the `externalId` of more than one directory
+    /// User, so the directory cannot tell which one signs in.
+    #[error("the login matches several directory users by externalId")]
+    AmbiguousUser,
 }
 
 impl Denial {
@@ -53,6 +57,9 @@ impl Denial {
             }
             Denial::Deactivated => {
                 "This account is not provisioned for this dashboard: it has been deactivated. Ask your administrator to reactivate it."
+            }
+            Denial::AmbiguousUser => {
+                "This account matches more than one provisioned user, so it cannot be admitted. Ask your administrator to remove the duplicate."
             }
         }
     }

@@ -82,7 +82,15 @@ impl Auth {
         };
         let user = match find_user(directory.as_ref(), identity, policy.match_claim()).await {
             Ok(user) => user,
-            Err(error) => {
+            Err(FindUserError::Ambiguous(users)) => {
+                tracing::warn!(
+                    user = %identity.subject,
+                    users,
+                    "login denied: its sub is the externalId of several directory users"
+                );
+                return Err(access_denied_page(&Denial::AmbiguousUser));
+            }
+            Err(FindUserError::Directory(error)) => {
                 tracing::error!(error = %error, user = %identity.subject, "cannot check the directory at login");
                 return Err(directory_unavailable_page());
             }
@@ -135,14 +143,28 @@ impl Auth {
     }
 }
 
+/// The failures of [`find_user`].
+#[derive(Debug, thiserror::Error)]
+enum FindUserError {
+    /// The directory could not be read.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// This many Users have the login's `sub` as `externalId`. The
+    /// directory rejects such duplicates, but data written before that
+    /// rule may still hold them.
+    #[error("{0} users have the login's sub as externalId")]
+    Ambiguous(u64),
+}
+
 /// Finds the directory User of `identity`: `userName` equal to the
 /// configured claim (ignoring case), or `externalId` equal to `sub`. An
-/// active match wins over a deactivated one.
+/// active match wins over a deactivated one. Several Users with `sub` as
+/// `externalId` are an error rather than a guess.
 async fn find_user(
     directory: &dyn Directory,
     identity: &Identity,
     claim: MatchClaim,
-) -> Result<Option<StoredResource>, DirectoryError> {
+) -> Result<Option<StoredResource>, FindUserError> {
     let claim_value = match claim {
         MatchClaim::Email => identity.email.clone(),
         MatchClaim::PreferredUsername => identity.preferred_username.clone(),
@@ -158,6 +180,9 @@ async fn find_user(
         let listing = directory
             .list(ResourceKind::User, Some(lookup), None)
             .await?;
+        if matches!(lookup, Lookup::ExternalId(_)) && listing.total > 1 {
+            return Err(FindUserError::Ambiguous(listing.total));
+        }
         candidates.extend(listing.resources);
     }
     let active = candidates
@@ -224,20 +249,22 @@ impl SessionRevoker for SessionRevocation {
             .revocations
             .with_label_values(&["deprovisioning"])
             .inc();
+        let keys = revocation_keys(user, self.match_claim);
+        // Every key's cached copies go first: after a store error the
+        // remaining keys are not tried, because each would wait for the
+        // store's timeout, and a retry repeats the whole revocation.
+        for key in &keys {
+            self.sessions.forget_cached(key);
+        }
         let mut ended = 0;
-        let mut first_error = None;
-        for key in revocation_keys(user, self.match_claim) {
-            match self.sessions.revoke(key).await {
-                Ok(count) => ended += count,
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
-            }
+        for key in keys {
+            ended += self
+                .sessions
+                .revoke(key)
+                .await
+                .map_err(|error| RevocationError(error.to_string()))?;
         }
-        match first_error {
-            None => Ok(ended),
-            Some(error) => Err(RevocationError(error.to_string())),
-        }
+        Ok(ended)
     }
 }
 

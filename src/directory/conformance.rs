@@ -41,6 +41,8 @@ macro_rules! conformance_tests {
             invalid_documents_rejected,
             indexed_values_up_to_limit,
             user_name_unique_case_insensitive,
+            external_id_unique_for_users,
+            concurrent_external_id_one_success,
             display_name_unique_for_groups,
             lookups_follow_case_rules,
             email_index_follows_replace,
@@ -983,6 +985,123 @@ fn case_variant(text: &str, mask: u64) -> String {
             }
         })
         .collect()
+}
+
+/// Returns a User document with `user_name` and `external_id`.
+fn user_with_external_id(user_name: &str, external_id: &str) -> Value {
+    let mut document = user(user_name);
+    document["externalId"] = json!(external_id);
+    document
+}
+
+fn is_external_id_conflict(result: &Result<StoredResource, DirectoryError>) -> bool {
+    matches!(
+        result,
+        Err(DirectoryError::Conflict {
+            attribute: "externalId"
+        })
+    )
+}
+
+pub(crate) async fn external_id_unique_for_users(fixture: &dyn Fixture) {
+    let directory = fixture.directory();
+    let create = |user_name: &str, external_id: &str| {
+        directory.create(
+            ResourceKind::User,
+            user_with_external_id(user_name, external_id),
+        )
+    };
+    let alice = create("alice", "00u-1").await.expect("create alice");
+
+    let duplicate = create("bob", "00u-1").await;
+    assert!(
+        is_external_id_conflict(&duplicate),
+        "a second User with externalId 00u-1: {duplicate:?}"
+    );
+    let other_case = create("carol", "00U-1").await;
+    assert!(
+        other_case.is_ok(),
+        "externalId is compared exactly, so 00U-1 is another value: {other_case:?}"
+    );
+    for user_name in ["dave", "erin"] {
+        let without = directory.create(ResourceKind::User, user(user_name)).await;
+        assert!(
+            without.is_ok(),
+            "Users without an externalId never clash: {without:?}"
+        );
+    }
+    let group = directory
+        .create(
+            ResourceKind::Group,
+            json!({"displayName": "Admins", "externalId": "00u-1"}),
+        )
+        .await;
+    assert!(
+        group.is_ok(),
+        "a Group may share a User's externalId: {group:?}"
+    );
+
+    let frank = create("frank", "00u-2").await.expect("create frank");
+    let takeover = directory
+        .replace(
+            ResourceKind::User,
+            &frank.id,
+            user_with_external_id("frank", "00u-1"),
+            None,
+        )
+        .await;
+    assert!(
+        is_external_id_conflict(&takeover),
+        "a replace that takes alice's externalId: {takeover:?}"
+    );
+    assert_eq!(
+        lookup_ids(
+            &*directory,
+            ResourceKind::User,
+            Lookup::ExternalId("00u-1".into())
+        )
+        .await,
+        std::slice::from_ref(&alice.id),
+        "only alice has externalId 00u-1"
+    );
+
+    directory
+        .delete(ResourceKind::User, &alice.id)
+        .await
+        .expect("delete alice");
+    let reused = create("grace", "00u-1").await;
+    assert!(
+        reused.is_ok(),
+        "a deleted User frees its externalId: {reused:?}"
+    );
+}
+
+pub(crate) async fn concurrent_external_id_one_success(fixture: &dyn Fixture) {
+    const WRITERS: u64 = 20;
+    let directory = fixture.directory();
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let directory = Arc::clone(&directory);
+        let document = user_with_external_id(&format!("writer{writer}"), "00u-race");
+        tasks.push(tokio::spawn(async move {
+            directory.create(ResourceKind::User, document).await
+        }));
+    }
+
+    let mut successes = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        let result = task.await.expect("create task completes");
+        if result.is_ok() {
+            successes += 1;
+        } else if is_external_id_conflict(&result) {
+            conflicts += 1;
+        } else {
+            panic!("a racing create failed with {result:?}");
+        }
+    }
+    assert_eq!(successes, 1, "one create wins");
+    assert_eq!(conflicts, WRITERS - 1, "every other create is a conflict");
 }
 
 pub(crate) async fn concurrent_creates_one_success(fixture: &dyn Fixture) {

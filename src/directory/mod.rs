@@ -160,7 +160,9 @@ pub struct Listing {
 /// Every write is one transaction. Unique attributes (`userName` of Users,
 /// `displayName` of Groups) are enforced by unique indexes on a case-folded
 /// copy, so concurrent writers racing for one value get exactly one success
-/// and [`DirectoryError::Conflict`] for the others.
+/// and [`DirectoryError::Conflict`] for the others. A User's `externalId` is
+/// unique too, compared exactly, because logins are matched against it; a
+/// Group's is not.
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// Creates a resource and assigns its id. `id`, `meta` (and a User's
@@ -300,8 +302,8 @@ fn database_error(
     }
 }
 
-/// Maps the error of a write whose only unique index a client can violate
-/// is the one on `attribute`.
+/// Maps the error of a write whose unique index a client can violate is
+/// the one on `attribute`, or, for a User, the one on `externalId`.
 fn write_error(
     error: sqlx::Error,
     attribute: &'static str,
@@ -311,9 +313,34 @@ fn write_error(
         sqlx::Error::Database(database)
             if database.kind() == sqlx::error::ErrorKind::UniqueViolation =>
         {
+            let attribute = if violates_external_id(database.as_ref()) {
+                "externalId"
+            } else {
+                attribute
+            };
             DirectoryError::Conflict { attribute }
         }
         _ => database_error(error, is_transient),
+    }
+}
+
+/// Tells whether a unique violation is on the `users_external_id` index.
+/// PostgreSQL names the index, and SQLite names the column in its message
+/// ("UNIQUE constraint failed: users.external_id").
+fn violates_external_id(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.constraint() == Some("users_external_id") || error.message().contains("users.external_id")
+}
+
+/// Adds the fix to the failure of migration script `version` when the
+/// stored data can make that script fail.
+fn migration_error(version: usize, error: DirectoryError) -> DirectoryError {
+    match error {
+        DirectoryError::Internal(message) if version == 2 => DirectoryError::Internal(format!(
+            "{message}; schema version 2 makes a User's externalId unique, and two Users \
+             share one: give one of them another externalId, or delete it, with the previous \
+             portcullis release, then start again"
+        )),
+        error => error,
     }
 }
 

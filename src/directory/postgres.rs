@@ -41,7 +41,10 @@ use crate::tokens::TokenRecord;
 
 /// The migration scripts in order; script `n` (1-based) brings the schema to
 /// version n. Published scripts are never edited, only appended to.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_initial.sql"),
+    include_str!("migrations/postgres/0002_unique_user_external_id.sql"),
+];
 
 /// Connections per replica. PostgreSQL's default `max_connections` is 100,
 /// which leaves room for several replicas.
@@ -111,7 +114,10 @@ impl PostgresDirectory {
         for (index, script) in MIGRATIONS.iter().enumerate().skip(applied) {
             let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
             // A query without parameters may hold several statements.
-            transaction.execute(*script).await.map_err(database_error)?;
+            transaction
+                .execute(*script)
+                .await
+                .map_err(|error| super::migration_error(index + 1, database_error(error)))?;
             sqlx::query("INSERT INTO portcullis_schema_version (version) VALUES ($1)")
                 .bind(version)
                 .execute(&mut *transaction)

@@ -40,7 +40,10 @@ use crate::tokens::TokenRecord;
 
 /// The migration scripts in order; script `n` (1-based) brings the schema to
 /// `user_version` n. Published scripts are never edited, only appended to.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/0001_initial.sql"),
+    include_str!("migrations/sqlite/0002_unique_user_external_id.sql"),
+];
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -128,7 +131,10 @@ impl SqliteDirectory {
         }
         for (index, script) in MIGRATIONS.iter().enumerate().skip(applied) {
             // A query without parameters may hold several statements.
-            transaction.execute(*script).await.map_err(database_error)?;
+            transaction
+                .execute(*script)
+                .await
+                .map_err(|error| super::migration_error(index + 1, database_error(error)))?;
             // PRAGMA takes no bound parameters; the value is a number.
             sqlx::query(&format!("PRAGMA user_version = {}", index + 1))
                 .execute(&mut *transaction)
@@ -1000,6 +1006,42 @@ mod tests {
         assert!(
             matches!(opened, Err(DirectoryError::Unavailable(_))),
             "{opened:?}"
+        );
+    }
+
+    /// A version 1 database in which two Users share an externalId cannot
+    /// take the unique index of version 2, and the error names the fix.
+    #[tokio::test]
+    async fn duplicate_external_ids_stop_migration() {
+        let folder = tempfile::tempdir().expect("create a temporary folder");
+        let path = folder.path().join("d.db");
+        let path = path.to_str().expect("UTF-8 path");
+        let directory = SqliteDirectory::open(path).await.expect("open");
+        directory
+            .writer
+            .execute(
+                "DROP INDEX users_external_id; \
+                 CREATE INDEX users_external_id ON users (external_id); \
+                 PRAGMA user_version = 1;",
+            )
+            .await
+            .expect("go back to schema version 1");
+        for user_name in ["alice", "bob"] {
+            directory
+                .create(
+                    ResourceKind::User,
+                    serde_json::json!({"userName": user_name, "externalId": "00u1"}),
+                )
+                .await
+                .expect("version 1 allows a shared externalId");
+        }
+        directory.writer.close().await;
+        directory.reader.close().await;
+
+        let reopened = SqliteDirectory::open(path).await;
+        assert!(
+            matches!(reopened, Err(DirectoryError::Internal(ref message)) if message.contains("externalId")),
+            "{reopened:?}"
         );
     }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::discovery;
 use super::error::ScimError;
 use super::resources::Resources;
-use super::revoke::SessionRevoker;
+use super::revoke::RevocationRetries;
 use crate::directory::{Directory, DirectoryError, ResourceKind};
 use crate::tokens;
 
@@ -118,9 +118,10 @@ impl ScimService {
     }
 
     /// Ends the sessions of every User that a request deactivates
-    /// (`active: false` by PUT or PATCH) or deletes, through `revoker`.
-    pub fn with_session_revoker(mut self, revoker: Arc<dyn SessionRevoker>) -> Self {
-        self.resources.set_session_revoker(revoker);
+    /// (`active: false` by PUT or PATCH) or deletes, through `revocations`.
+    /// The caller runs [`RevocationRetries::run`] for the retries.
+    pub fn with_session_revocations(mut self, revocations: Arc<RevocationRetries>) -> Self {
+        self.resources.set_session_revocations(revocations);
         self
     }
 

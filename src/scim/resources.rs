@@ -14,7 +14,7 @@ use super::error::ScimError;
 use super::filter::{index_lookup, matches, parse_filter, Filter, IndexedAttribute};
 use super::handler::{directory_error, ScimRequest, ScimResponse, ScimSettings};
 use super::patch::{apply_patch, coerce_resource, PatchOpKind, PatchRequest};
-use super::revoke::{is_deactivated, SessionRevoker, UserIdentifiers};
+use super::revoke::{is_deactivated, RevocationError, RevocationRetries, UserIdentifiers};
 use super::schema::{AttributeDef, Mutability, ResourceType, GROUP_RESOURCE, USER_RESOURCE};
 use crate::directory::{Directory, DirectoryError, Lookup, Page, ResourceKind, StoredResource};
 
@@ -53,9 +53,9 @@ struct Selection {
 pub struct Resources {
     directory: Arc<dyn Directory>,
     settings: ScimSettings,
-    /// Ends the sessions of deactivated and deleted users; `None` leaves
-    /// sessions alone.
-    revoker: Option<Arc<dyn SessionRevoker>>,
+    /// Ends the sessions of deactivated and deleted users, retrying in the
+    /// background after a failure; `None` leaves sessions alone.
+    revocations: Option<Arc<RevocationRetries>>,
 }
 
 fn resource_type(kind: ResourceKind) -> &'static ResourceType {
@@ -71,14 +71,14 @@ impl Resources {
         Resources {
             directory,
             settings,
-            revoker: None,
+            revocations: None,
         }
     }
 
     /// Ends the sessions of every User that a request deactivates or
-    /// deletes through `revoker`.
-    pub fn set_session_revoker(&mut self, revoker: Arc<dyn SessionRevoker>) {
-        self.revoker = Some(revoker);
+    /// deletes through `revocations`.
+    pub fn set_session_revocations(&mut self, revocations: Arc<RevocationRetries>) {
+        self.revocations = Some(revocations);
     }
 
     /// `POST /Users`, `POST /Groups`.
@@ -138,7 +138,7 @@ impl Resources {
         tracing::info!(resource = %kind, id = %stored.id, "SCIM resource replaced");
         if kind == ResourceKind::User {
             self.end_sessions_after_write(&stored.id, previous.as_ref(), &stored.document)
-                .await;
+                .await?;
         }
         let rendered = self.render(&stored, true).await?;
         Ok(self.respond_with(
@@ -185,7 +185,7 @@ impl Resources {
                             Some(&current.document),
                             &stored.document,
                         )
-                        .await;
+                        .await?;
                     }
                     return self.patch_response(kind, &stored, request.query).await;
                 }
@@ -245,8 +245,11 @@ impl Resources {
         }
     }
 
-    /// `DELETE /Users/{id}`, `DELETE /Groups/{id}`. A deleted User's
-    /// sessions end.
+    /// `DELETE /Users/{id}`, `DELETE /Groups/{id}`. A User's sessions end
+    /// before it is deleted, and when they cannot, the User stays and the
+    /// response is 503, so that the client's retry completes the job. They
+    /// are ended once more after the delete, for a login that came in
+    /// between.
     pub async fn delete(
         &self,
         kind: ResourceKind,
@@ -257,7 +260,7 @@ impl Resources {
         if condition != IfMatch::Any && !condition.allows(self.load(kind, id).await?.version) {
             return Err(precondition_failed());
         }
-        let previous = if kind == ResourceKind::User && self.revoker.is_some() {
+        let previous = if kind == ResourceKind::User && self.revocations.is_some() {
             self.directory
                 .get(kind, id)
                 .await
@@ -265,6 +268,14 @@ impl Resources {
         } else {
             None
         };
+        let user = previous
+            .as_ref()
+            .map(|previous| UserIdentifiers::from_document(&previous.document));
+        if let Some(user) = &user {
+            self.end_sessions(id, user)
+                .await
+                .map_err(|_| sessions_not_ended_before_delete())?;
+        }
         let deleted = self
             .directory
             .delete(kind, id)
@@ -274,9 +285,11 @@ impl Resources {
             return Err(not_found(kind, id));
         }
         tracing::info!(resource = %kind, id, "SCIM resource deleted");
-        if let Some(previous) = previous {
-            let user = UserIdentifiers::from_document(&previous.document);
-            self.end_sessions(id, &user).await;
+        if let Some(user) = &user {
+            // A failure here is queued for the background retry and does
+            // not fail the request: the user is gone, so no new login can
+            // start, and the first revocation ended the older sessions.
+            let _ = self.end_sessions(id, user).await;
         }
         Ok(ScimResponse::empty(StatusCode::NO_CONTENT))
     }
@@ -285,7 +298,7 @@ impl Resources {
     /// sessions end even when the PUT also changes its identifiers. A failed
     /// read only loses the old identifiers.
     async fn previous_user(&self, kind: ResourceKind, id: &str) -> Option<Value> {
-        if kind != ResourceKind::User || self.revoker.is_none() {
+        if kind != ResourceKind::User || self.revocations.is_none() {
             return None;
         }
         match self.directory.get(kind, id).await {
@@ -303,46 +316,63 @@ impl Resources {
     /// Sessions are indexed by the claims of the login, so after a rename
     /// a later deactivation could no longer find them; the user signs in
     /// again under the new identifiers instead.
-    async fn end_sessions_after_write(&self, id: &str, previous: Option<&Value>, stored: &Value) {
+    ///
+    /// A write that repeats `active: false` revokes again, so a client's
+    /// retry of a failed deactivation completes it. A failure is a 503:
+    /// the write is stored, and the background retry keeps trying.
+    async fn end_sessions_after_write(
+        &self,
+        id: &str,
+        previous: Option<&Value>,
+        stored: &Value,
+    ) -> Result<(), ScimError> {
         let before = previous.map_or_else(UserIdentifiers::default, UserIdentifiers::from_document);
         let after = UserIdentifiers::from_document(stored);
         if is_deactivated(stored) {
             let mut user = after;
             user.merge(before);
-            self.end_sessions(id, &user).await;
-            return;
+            return self
+                .end_sessions(id, &user)
+                .await
+                .map_err(|_| sessions_not_ended_after_write());
         }
         let dropped = before.without(&after);
-        if !dropped.is_empty() {
-            tracing::info!(
-                user_id = id,
-                "a User's identifiers changed; ending the sessions under the old ones"
-            );
-            self.end_sessions(id, &dropped).await;
+        if dropped.is_empty() {
+            return Ok(());
         }
+        tracing::info!(
+            user_id = id,
+            "a User's identifiers changed; ending the sessions under the old ones"
+        );
+        self.end_sessions(id, &dropped)
+            .await
+            .map_err(|_| sessions_not_ended_after_write())
     }
 
     /// Ends the sessions of the deactivated or deleted User `id`. A failure
-    /// is logged and does not fail the SCIM request, because the directory
-    /// change is already done.
-    // NOTE: after a failed revocation the user's sessions stay valid until
-    // session.ttl ends them, or until the client sends the deactivation
-    // again, because nothing retries it.
-    async fn end_sessions(&self, id: &str, user: &UserIdentifiers) {
-        let Some(revoker) = &self.revoker else {
-            return;
+    /// is logged and queued for the background retry, and returned so the
+    /// request can report it.
+    async fn end_sessions(&self, id: &str, user: &UserIdentifiers) -> Result<(), RevocationError> {
+        let Some(revocations) = &self.revocations else {
+            return Ok(());
         };
-        match revoker.revoke_user(user).await {
-            Ok(ended) => tracing::info!(
-                user_id = id,
-                sessions = ended,
-                "sessions of a deprovisioned user ended"
-            ),
-            Err(error) => tracing::error!(
-                error = %error,
-                user_id = id,
-                "cannot end the sessions of a deprovisioned user"
-            ),
+        match revocations.revoke(id, user).await {
+            Ok(ended) => {
+                tracing::info!(
+                    user_id = id,
+                    sessions = ended,
+                    "sessions of a deprovisioned user ended"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = %error,
+                    user_id = id,
+                    "cannot end the sessions of a deprovisioned user; retrying in the background"
+                );
+                Err(error)
+            }
         }
     }
 
@@ -924,6 +954,24 @@ fn if_match(headers: &HeaderMap) -> Result<IfMatch, ScimError> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map(IfMatch::Versions)
+}
+
+/// Builds the 503 of a DELETE whose revocation failed, so the User was kept.
+fn sessions_not_ended_before_delete() -> ScimError {
+    ScimError::new(
+        503,
+        None,
+        "the user's sessions could not be ended because the session store is unavailable, so the user was not deleted; retry the request",
+    )
+}
+
+/// Builds the 503 of a stored PUT or PATCH whose revocation failed.
+fn sessions_not_ended_after_write() -> ScimError {
+    ScimError::new(
+        503,
+        None,
+        "the change was stored, but the user's sessions could not be ended yet because the session store is unavailable; retry the request",
+    )
 }
 
 fn precondition_failed() -> ScimError {

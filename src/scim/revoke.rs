@@ -5,8 +5,12 @@
 //! [`SessionRevoker`] with the user's identifiers, and the server supplies
 //! the implementation.
 
+mod retry;
+
 use async_trait::async_trait;
 use serde_json::Value;
+
+pub use retry::{RevocationRetries, MAX_PENDING_REVOCATIONS};
 
 /// A failed revocation, with a message that is safe to log.
 #[derive(Debug, thiserror::Error)]

@@ -126,6 +126,17 @@ impl SessionCache {
         }
     }
 
+    /// Drops the entries whose session `is_match` selects and returns how
+    /// many there were. Unlike [`invalidate`](Self::invalidate) this needs
+    /// no storage keys, so it works while the store cannot list them.
+    pub fn invalidate_matching(&self, is_match: impl Fn(&Session) -> bool) -> usize {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let before = entries.len();
+        entries.retain(|_, cached| !is_match(&cached.session));
+        before - entries.len()
+    }
+
     /// Drops every entry.
     pub fn clear(&self) {
         let mut entries = self.lock();
@@ -220,6 +231,34 @@ mod tests {
         cache.invalidate(["a"]);
         assert!(cache.get("a").is_none(), "the invalidated key is gone");
         assert!(cache.get("b").is_some(), "other keys stay");
+    }
+
+    #[test]
+    fn invalidate_matching_drops_selected() {
+        let cache = live_cache(Duration::from_secs(5), 10);
+        let mut bob = (*session(60)).clone();
+        bob.identity.subject = "bob".into();
+        cache.insert("alice-1", &session(60), cache.generation());
+        cache.insert("alice-2", &session(60), cache.generation());
+        cache.insert("bob", &Arc::new(bob), cache.generation());
+        let generation = cache.generation();
+
+        let dropped = cache.invalidate_matching(|s| s.identity.subject == "alice");
+        assert_eq!(dropped, 2, "both of alice's entries are dropped");
+        assert!(
+            cache.get("alice-1").is_none(),
+            "alice's first entry is gone"
+        );
+        assert!(
+            cache.get("alice-2").is_none(),
+            "alice's second entry is gone"
+        );
+        assert!(cache.get("bob").is_some(), "bob's entry stays");
+        cache.insert("alice-1", &session(60), generation);
+        assert!(
+            cache.get("alice-1").is_none(),
+            "a read that raced the drop must not be cached"
+        );
     }
 
     #[test]

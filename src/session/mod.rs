@@ -14,7 +14,7 @@ pub mod cookie;
 pub mod revocation;
 pub mod store;
 #[cfg(test)]
-mod test_redis;
+pub(crate) mod test_redis;
 
 use crate::metrics::metrics;
 use std::sync::Arc;

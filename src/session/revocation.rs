@@ -53,6 +53,25 @@ impl RevocationKey {
         }
     }
 
+    /// Tells whether `session` is indexed under this identifier, compared as
+    /// [`index_key`](Self::index_key) compares it.
+    pub fn matches(&self, session: &Session) -> bool {
+        let identity = &session.identity;
+        let folded = |claim: &Option<String>, value: &str| {
+            claim
+                .as_deref()
+                .is_some_and(|claim| claim.to_lowercase() == value.to_lowercase())
+        };
+        match self {
+            RevocationKey::Subject(value) => identity.subject == *value,
+            RevocationKey::Email(value) => folded(&identity.email, value),
+            RevocationKey::PreferredUsername(value) => folded(&identity.preferred_username, value),
+            RevocationKey::ProviderSession(value) => {
+                session.provider_session_id.as_deref() == Some(value.as_str())
+            }
+        }
+    }
+
     /// Returns the store key of this identifier's index set. The value is
     /// hashed, so the store's key names reveal no email address.
     fn index_key(&self) -> String {
@@ -90,8 +109,10 @@ impl Sessions {
     /// stays listed for the next revocation. Then every replica drops its
     /// cached copies. An error means that some or none of the sessions were
     /// deleted and the index still lists the rest, so the call may be
-    /// repeated.
+    /// repeated. Either way this replica's cached copies are gone, so a
+    /// failed revocation never leaves them served here.
     pub async fn revoke(&self, key: RevocationKey) -> Result<usize, StoreError> {
+        self.forget_cached(&key);
         let taken = self.store.take_index(&key.index_key()).await;
         crate::metrics::metrics().record_store("revoke", &taken);
         let removed = taken?;
@@ -109,6 +130,23 @@ impl Sessions {
             "sessions revoked"
         );
         Ok(removed.len())
+    }
+
+    /// Drops this replica's cached sessions indexed under `key`, without
+    /// the store. While the store is unreachable, other replicas serve
+    /// their cached copies until the cache TTL ends, because the
+    /// revocation cannot be published to them.
+    pub fn forget_cached(&self, key: &RevocationKey) {
+        let dropped = self
+            .cache
+            .invalidate_matching(|session| key.matches(session));
+        if dropped > 0 {
+            tracing::debug!(
+                index = key.kind(),
+                sessions = dropped,
+                "cached sessions dropped"
+            );
+        }
     }
 
     /// Drops `keys` from this replica's cache and publishes them to the
@@ -181,7 +219,7 @@ impl Sessions {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -191,7 +229,8 @@ mod tests {
     use crate::session::test_redis::TestRedis;
     use crate::session::{unix_now, Identity, MemoryStore, RedisStore, SessionId};
 
-    fn session_of(subject: &str, email: Option<&str>, sid: Option<&str>) -> Session {
+    /// Builds a session of `subject` that ends in ten minutes.
+    pub(crate) fn session_of(subject: &str, email: Option<&str>, sid: Option<&str>) -> Session {
         Session {
             identity: Identity {
                 subject: subject.to_owned(),
@@ -432,6 +471,52 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         listener.abort();
+    }
+
+    /// Redis is paused, so the subscription looks alive and the cache
+    /// keeps serving, while the revocation fails. The failed revocation
+    /// must still drop this replica's cached copy.
+    #[tokio::test]
+    async fn failed_revoke_drops_cached_copy() {
+        let redis = TestRedis::start().await;
+        let sessions = replica_over(&redis.url());
+        let follower = sessions.clone();
+        let listener = tokio::spawn(async move { follower.follow_revocations().await });
+        wait_until_live(&sessions, true, Duration::from_secs(5), "subscribed").await;
+        let alice = sessions
+            .create(&session_of("alice", Some("alice@example.test"), None))
+            .await
+            .expect("create");
+        let bob = sessions
+            .create(&session_of("bob", Some("bob@example.test"), None))
+            .await
+            .expect("create");
+        assert!(exists(&sessions, &alice).await, "alice's session loads");
+        assert!(exists(&sessions, &bob).await, "bob's session loads");
+
+        redis.pause();
+        let revoked = sessions
+            .revoke(RevocationKey::Email("Alice@example.test".into()))
+            .await;
+        let alice_load = sessions.load(&alice).await;
+        let bob_load = sessions.load(&bob).await;
+        let live = sessions.cache().is_live();
+        redis.resume();
+        listener.abort();
+
+        assert!(
+            revoked.is_err(),
+            "the revocation fails while Redis is paused"
+        );
+        assert!(live, "the paused subscription kept the cache serving");
+        assert!(
+            alice_load.is_err(),
+            "alice's session is read from the paused store, not from the cache"
+        );
+        assert!(
+            bob_load.is_ok_and(|session| session.is_some()),
+            "bob's cached session is still served"
+        );
     }
 
     #[test]

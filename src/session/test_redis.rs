@@ -60,6 +60,28 @@ impl TestRedis {
         let _ = self.child.wait();
     }
 
+    /// Stops the process with SIGSTOP: connections stay open and every
+    /// command waits, as behind a network partition.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused process run again with SIGCONT.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("the kill command can be run");
+        assert!(
+            status.success(),
+            "kill -{name} redis-server failed: {status}"
+        );
+    }
+
     /// Starts a killed server again on the same port, empty, and waits until
     /// it replies to PING.
     pub async fn restart(&mut self) {

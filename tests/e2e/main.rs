@@ -31,6 +31,7 @@ mod okta_spec;
 mod redirect_loops;
 mod redis_topologies;
 mod refresh;
+mod revocation_outage;
 mod scim_cli;
 mod scim_conformance;
 mod scim_limits;

@@ -13,7 +13,71 @@ both_backends!(
     scalar_for_list_rejected,
     malformed_patch_bodies,
     content_types,
+    duplicate_external_id_rejected,
 );
+
+/// A User's `externalId` is unique, compared exactly, because logins are
+/// matched against it. A Group may share it.
+async fn duplicate_external_id_rejected(backend: Backend) {
+    let fixture = Fixture::new(backend).await;
+    let with_external_id = |user_name: &str, external_id: &str| json!({ "schemas": [USER], "userName": user_name, "externalId": external_id });
+    fixture
+        .create_user(with_external_id("alice@example.com", "00u1"))
+        .await;
+    let carol = fixture
+        .create_user(with_external_id("carol@example.com", "00U1"))
+        .await;
+    let before = fixture.snapshot().await;
+
+    let writes = [
+        (
+            "POST a second User with externalId 00u1",
+            fixture
+                .post("/Users", &with_external_id("bob@example.com", "00u1"))
+                .await,
+        ),
+        (
+            "PUT carol with alice's externalId",
+            fixture
+                .put(
+                    &format!("/Users/{carol}"),
+                    &with_external_id("carol@example.com", "00u1"),
+                )
+                .await,
+        ),
+        (
+            "PATCH carol's externalId to alice's",
+            fixture
+                .patch(
+                    &format!("/Users/{carol}"),
+                    json!([{"op": "replace", "path": "externalId", "value": "00u1"}]),
+                )
+                .await,
+        ),
+    ];
+    for (request, reply) in &writes {
+        reply.expect_error(409, Some("uniqueness"), request);
+        assert!(
+            reply.body["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("externalId")),
+            "{request}: expected the detail to name externalId, got {}",
+            reply.body
+        );
+    }
+    assert_eq!(
+        fixture.snapshot().await,
+        before,
+        "expected the rejected writes to leave the directory unchanged"
+    );
+    fixture
+        .post(
+            "/Groups",
+            &json!({ "schemas": [GROUP], "displayName": "Admins", "externalId": "00u1" }),
+        )
+        .await
+        .expect_status(201, "POST a Group with a User's externalId");
+}
 
 async fn malformed_user_bodies(backend: Backend) {
     let fixture = Fixture::new(backend).await;

@@ -357,6 +357,10 @@ async fn invalid_filters_rejected(backend: Backend) {
         "name eq \"Alice\"",
         "emails[type eq \"work\"[value eq \"x\"]]",
         "urn:example:unknown:2.0:User:userName eq \"x\"",
+        "meta.lastModified gt \"not-a-date\"",
+        "meta.created ge \"2020-13-45T00:00:00Z\"",
+        "meta.lastModified lt 20200101",
+        "userName pr and meta.created eq \"2020-01-01\"",
     ];
     for filter in filters {
         let target = format!("/Users{}", filter_query(filter, ""));

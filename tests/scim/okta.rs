@@ -14,6 +14,8 @@ use crate::support::{
 
 /// Returns the body of Okta's create request, with the `password`
 /// placeholder and the read-only `groups` it always sends.
+/// Returns a User as Okta's "Create Users" sends it. The `externalId` is
+/// Okta's user id, one per user, so it is derived from `user_name` here.
 fn okta_user(user_name: &str, email: &str) -> Value {
     json!({
         "schemas": [USER],
@@ -22,7 +24,7 @@ fn okta_user(user_name: &str, email: &str) -> Value {
         "emails": [{ "primary": true, "value": email, "type": "work" }],
         "displayName": "Test User",
         "locale": "en-US",
-        "externalId": "00ujl29u0le5T6Aj10h7",
+        "externalId": format!("00u-{user_name}"),
         "groups": [],
         "password": "1mz050nq",
         "active": true

@@ -301,7 +301,7 @@ fn validate_in(filter: &Filter, scope: Scope<'_>) -> Result<(), ScimError> {
         }
         Filter::Not(inner) => validate_in(inner, scope),
         Filter::Present(path) => definition_of(scope, path).map(|_| ()),
-        Filter::Compare { path, op, .. } => {
+        Filter::Compare { path, op, value } => {
             let mut definition = definition_of(scope, path)?;
             if definition.is_complex() {
                 definition = definition.sub_attribute("value").ok_or_else(|| {
@@ -321,6 +321,9 @@ fn validate_in(filter: &Filter, scope: Scope<'_>) -> Result<(), ScimError> {
                     definition.kind.as_str()
                 )));
             }
+            if definition.kind == AttributeType::DateTime && !op.is_substring() {
+                check_instant(path, value)?;
+            }
             Ok(())
         }
         Filter::ValuePath { path, filter } => {
@@ -336,6 +339,23 @@ fn validate_in(filter: &Filter, scope: Scope<'_>) -> Result<(), ScimError> {
             validate_in(filter, Scope::Element(definition))
         }
     }
+}
+
+/// Rejects a comparison of a dateTime attribute with a value that is not an
+/// `xsd:dateTime` (RFC 7644 §3.4.2.2), which would otherwise match nothing or
+/// compare as text. `null` stays allowed, as for every attribute.
+fn check_instant(path: &AttrPath, value: &FilterValue) -> Result<(), ScimError> {
+    let valid = match value {
+        FilterValue::String(text) => parse_instant(text).is_some(),
+        FilterValue::Null => true,
+        FilterValue::Number(_) | FilterValue::Boolean(_) => false,
+    };
+    if valid {
+        return Ok(());
+    }
+    Err(ScimError::invalid_filter(format!(
+        "{path} is a dateTime attribute: compare it with a date and time such as \"2011-05-13T04:42:34Z\", not {value}"
+    )))
 }
 
 fn definition_of(scope: Scope<'_>, path: &AttrPath) -> Result<&'static AttributeDef, ScimError> {

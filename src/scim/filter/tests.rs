@@ -619,6 +619,9 @@ fn validate_against_schema() {
         "active eq true and not (title pr)",
         "emails co \"x\"",
         "name pr",
+        "meta.created ge \"2024-01-01T00:00:00+01:00\"",
+        "meta.lastModified eq null",
+        "meta.lastModified sw \"2024-\"",
     ];
     for input in valid {
         assert_eq!(
@@ -637,6 +640,12 @@ fn validate_against_schema() {
         "name eq \"a\"",
         "urn:x:userName eq \"a\"",
         "members pr",
+        "meta.lastModified gt \"not-a-date\"",
+        "meta.created ge \"2020-13-45T00:00:00Z\"",
+        "meta.lastModified eq \"2020-01-01\"",
+        "meta.lastModified lt 1589000000",
+        "meta.created ne true",
+        "not (meta.lastModified le \"yesterday\")",
     ];
     for input in invalid {
         let error = parse(input).validate(&USER_RESOURCE).expect_err(input);
