@@ -2,7 +2,7 @@
 # Run every check and test of portcullis: rustfmt, clippy with warnings as
 # errors, then `cargo test --all-targets`, which also runs the end-to-end tests
 # under tests/. Those start their own redis-server, OpenID provider and
-# upstream on free ports.
+# upstream on free ports. Then each fuzz target in fuzz/ runs for 10 seconds.
 # NOTE: `--all-targets` does not run doctests.
 #
 # Extra arguments go to `cargo test`, for example:
@@ -27,6 +27,11 @@ cargo test --all-targets "$@"
 # slow the start-up of the other end-to-end tests' fixtures.
 echo "test: cargo test --test e2e -- --ignored (scale tests)"
 cargo test --test e2e -- --ignored --test-threads=1
+
+# Coverage-guided fuzzing, 10 seconds per target. The first run builds
+# the instrumented targets, which takes several minutes.
+echo "test: scripts/fuzz.sh 10"
+bash scripts/fuzz.sh 10
 
 # The Helm chart, rendered and validated offline; no cluster is contacted.
 echo "test: scripts/check-chart.sh"

@@ -33,8 +33,9 @@ pub use eval::{index_lookup, matches, matches_element, IndexLookup, IndexedAttri
 pub use eval::{parse_boolean, parse_instant};
 pub use parser::{parse_filter, parse_value_filter};
 
-/// The maximum length of a filter in bytes. Okta and Entra send filters of
-/// well under 200 bytes, so this leaves room for hand-written queries.
+/// The maximum length of a filter in bytes, both as sent and as printed
+/// with bare words quoted. Okta and Entra send filters of well under 200
+/// bytes, so this leaves room for hand-written queries.
 pub const MAX_FILTER_LENGTH: usize = 4096;
 
 /// The maximum nesting of parentheses, `not` and value filters. It keeps the

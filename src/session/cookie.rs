@@ -32,6 +32,13 @@ impl SessionId {
         SessionId(bytes)
     }
 
+    /// Wraps raw bytes as an id. Only the fuzz targets under `fuzz/` call
+    /// this. Real ids come from [`SessionId::generate`].
+    #[doc(hidden)]
+    pub fn from_bytes(bytes: [u8; SESSION_ID_LEN]) -> Self {
+        SessionId(bytes)
+    }
+
     /// Returns the raw bytes of the id.
     pub fn as_bytes(&self) -> &[u8; SESSION_ID_LEN] {
         &self.0

@@ -46,6 +46,17 @@ fn parse(input: &str, in_value_filter: bool) -> Result<Filter, ScimError> {
             token.offset + 1
         )));
     }
+    // Printing quotes bare words and escapes control characters as
+    // `\u00XX`, so the canonical form can be longer than the input. It is
+    // held to the same limit, so that every accepted filter prints to text
+    // that parses again.
+    let canonical_length = filter.to_string().len();
+    if canonical_length > MAX_FILTER_LENGTH {
+        return Err(ScimError::invalid_filter(format!(
+            "the filter is {canonical_length} bytes long with its values quoted and escaped, \
+             more than the maximum of {MAX_FILTER_LENGTH}; send a shorter filter"
+        )));
+    }
     Ok(filter)
 }
 

@@ -832,6 +832,45 @@ fn generated_filter() -> impl Strategy<Value = Filter> {
     prop_oneof![leaf(attribute_name().boxed()), value_path].prop_recursive(4, 24, 3, combine)
 }
 
+#[test]
+fn canonical_form_over_limit_rejected() {
+    // Each bare `b` gains two quotes when printed: 3,996 bytes sent,
+    // 4,796 printed.
+    let bare_words = vec!["a eq b"; 400].join(" or ");
+    assert!(bare_words.len() <= MAX_FILTER_LENGTH, "test input length");
+    // A raw control character in a bare word prints as a 6-byte escape.
+    let control_characters = format!("a eq b{}", "\u{1}".repeat(1000));
+    assert!(
+        control_characters.len() <= MAX_FILTER_LENGTH,
+        "test input length"
+    );
+    for (case, input) in [
+        ("bare words", bare_words),
+        ("control characters", control_characters),
+    ] {
+        let error = parse_filter(&input).expect_err(case);
+        assert_eq!(
+            error.scim_type,
+            Some(ScimType::InvalidFilter),
+            "scimType for {case}"
+        );
+        assert!(
+            error.detail.contains("quoted and escaped"),
+            "detail for {case}: {}",
+            error.detail
+        );
+    }
+}
+
+#[test]
+fn filter_near_limit_reprints() {
+    let input = vec!["a eq b"; 340].join(" or ");
+    let filter = parse(&input);
+    let printed = filter.to_string();
+    assert!(printed.len() <= MAX_FILTER_LENGTH, "printed length");
+    assert_eq!(parse(&printed), filter, "reparse of the printed filter");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
