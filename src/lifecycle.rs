@@ -119,6 +119,7 @@ impl ShutdownSignalWatch for ShutdownSignals {
         tokio::spawn(async move {
             if interrupt.recv().await.is_some() {
                 tracing::info!("SIGINT received during the grace period; exiting at once");
+                crate::logging::flush();
                 std::process::exit(0);
             }
         });
@@ -156,6 +157,7 @@ impl BackgroundService for ExitWhenIdle {
             };
             if idle_polls >= 2 {
                 tracing::info!("no request in flight; exiting before the grace period ends");
+                crate::logging::flush();
                 std::process::exit(0);
             }
             tokio::time::sleep(IDLE_POLL).await;

@@ -1,7 +1,19 @@
 //! Log set-up: `tracing` to standard error, JSON by default, with the `log`
 //! records of Pingora bridged in. Standard output stays free for command
 //! output.
+//!
+//! Access lines, one per request, are gathered in memory and written by a
+//! thread of their own every few milliseconds, so a request costs a copy
+//! instead of a `write(2)`. Every other line is written at once, after the
+//! access lines gathered before it. Access lines of different threads can
+//! therefore appear a few milliseconds out of order; each carries its time.
 
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use tracing::Metadata;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -10,6 +22,17 @@ use crate::config::{LogConfig, LogFormat};
 /// included, at debug level, so the configured filter never lets them below
 /// info. `RUST_LOG` is not capped, for debugging on a developer's machine.
 const PINGORA_CAPS: &str = "pingora_core=info,pingora_proxy=info,pingora_http=info";
+
+/// Target of the access lines, which are written in batches.
+pub const ACCESS_TARGET: &str = "portcullis::access";
+
+/// Maximum time an access line waits in memory before it is written.
+const ACCESS_FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Maximum bytes of access lines one thread gathers. A line that does not fit
+/// is written by the request's thread with the ones gathered before it, so
+/// a burst cannot grow the memory without end.
+const ACCESS_MAX_PENDING_BYTES: usize = 256 * 1024;
 
 fn configured_filter(level: &str) -> String {
     let verbose = level.contains("debug") || level.contains("trace");
@@ -28,7 +51,7 @@ pub fn init(config: &LogConfig) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(StderrWriter);
     // try_init also installs the bridge for `log` records; it fails only when
     // a subscriber is already set, which is harmless.
     let _ = match config.format {
@@ -39,4 +62,144 @@ pub fn init(config: &LogConfig) {
             .try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
+}
+
+/// Writes the access lines gathered so far. Call it before the process
+/// exits, because the writer thread does not run after `exit`.
+pub fn flush() {
+    let mut stderr = io::stderr().lock();
+    write_gathered(&mut stderr, &mut Vec::new());
+}
+
+/// Access lines gathered by one thread. Other threads lock it only to write
+/// the gathered lines, every few milliseconds or before a direct line, so a
+/// request rarely waits for the lock.
+#[derive(Default)]
+struct ThreadLines {
+    lines: Mutex<Vec<u8>>,
+}
+
+/// Every thread's gathered lines, registered on its first access line.
+static GATHERED: Mutex<Vec<Arc<ThreadLines>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static THIS_THREAD: Option<Arc<ThreadLines>> = register_thread();
+}
+
+/// Registers the calling thread's buffer, starting the writer thread on
+/// first use. Without a writer thread (the system refused one) the lines
+/// are written at once.
+fn register_thread() -> Option<Arc<ThreadLines>> {
+    static WRITER_STARTED: OnceLock<bool> = OnceLock::new();
+    let started = *WRITER_STARTED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("access log".to_owned())
+            .spawn(write_periodically)
+            .is_ok()
+    });
+    if !started {
+        return None;
+    }
+    let buffer = Arc::new(ThreadLines::default());
+    lock(&GATHERED).push(buffer.clone());
+    Some(buffer)
+}
+
+/// Body of the writer thread.
+fn write_periodically() {
+    let mut spare = Vec::new();
+    loop {
+        std::thread::sleep(ACCESS_FLUSH_INTERVAL);
+        let mut stderr = io::stderr().lock();
+        write_gathered(&mut stderr, &mut spare);
+    }
+}
+
+/// Writes every thread's gathered lines to `stderr`, which the caller has
+/// locked, so a direct line cannot overtake them. `spare` is an empty
+/// buffer to swap in. Buffers of threads that ended are dropped.
+fn write_gathered(stderr: &mut io::StderrLock<'_>, spare: &mut Vec<u8>) {
+    let mut gathered = lock(&GATHERED);
+    for buffer in gathered.iter() {
+        std::mem::swap(&mut *lock(&buffer.lines), spare);
+        // A log line that cannot be written has nowhere else to go.
+        let _ = stderr.write_all(spare);
+        spare.clear();
+    }
+    gathered.retain(|buffer| Arc::strong_count(buffer) > 1);
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The subscriber's writer: access lines go to the batch, other lines
+/// straight to standard error.
+struct StderrWriter;
+
+/// One event's output.
+enum EventWriter {
+    Access(Vec<u8>),
+    Direct,
+}
+
+impl<'a> MakeWriter<'a> for StderrWriter {
+    type Writer = EventWriter;
+
+    fn make_writer(&'a self) -> EventWriter {
+        EventWriter::Direct
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> EventWriter {
+        if meta.target() == ACCESS_TARGET {
+            EventWriter::Access(Vec::new())
+        } else {
+            EventWriter::Direct
+        }
+    }
+}
+
+impl Write for EventWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            EventWriter::Access(line) => {
+                line.extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            EventWriter::Direct => {
+                // Access lines gathered before this line go out first.
+                let mut stderr = io::stderr().lock();
+                write_gathered(&mut stderr, &mut Vec::new());
+                stderr.write(bytes)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        let EventWriter::Access(line) = self else {
+            return;
+        };
+        // During thread teardown the buffer may be gone; write at once then.
+        let gathered = THIS_THREAD.try_with(|buffer| {
+            let Some(buffer) = buffer else {
+                return false;
+            };
+            let mut lines = lock(&buffer.lines);
+            if lines.len() + line.len() > ACCESS_MAX_PENDING_BYTES {
+                return false;
+            }
+            lines.extend_from_slice(line);
+            true
+        });
+        if gathered != Ok(true) {
+            flush();
+            let _ = io::stderr().write_all(line);
+        }
+    }
 }

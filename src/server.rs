@@ -196,6 +196,7 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         shutdown_signal: Box::new(ShutdownSignals::new(lifecycle, config.server.drain_delay)),
     });
     // `run` returns once every service has stopped.
+    crate::logging::flush();
     std::process::exit(0)
 }
 

@@ -431,7 +431,7 @@ fn log_access(session: &Session, error: Option<&Error>, ctx: &RequestContext, st
     let request = session.req_header();
     let user = ctx.identity.as_ref().map(|i| i.subject.as_str());
     tracing::info!(
-        target: "portcullis::access",
+        target: crate::logging::ACCESS_TARGET,
         request_id = %ctx.request_id,
         method = %request.method,
         path = ctx.path.as_deref().unwrap_or("-"),

@@ -129,6 +129,14 @@ async fn sigterm_drains_then_lets_requests_finish() {
     // The drain delay (1 s) and the rest of the slow request end about 2.2 s
     // after SIGTERM; the exit must follow closely, not the 30 s grace.
     expect_clean_exit(&mut stack, sent, Duration::from_secs(5)).await;
+    // Access lines are written in batches; the last one must not be lost
+    // when the process exits right after its request.
+    let log = stack.portcullis.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("portcullis::access") && line.contains("/slow")),
+        "expected the in-flight request's access line before the exit; log:\n{log}"
+    );
 }
 
 #[tokio::test]

@@ -247,6 +247,20 @@ impl Portcullis {
         self.process.log_contents()
     }
 
+    /// Returns the log once a line satisfies `matches`, or the log so far
+    /// after a second. Access lines are written in batches a few
+    /// milliseconds after their response.
+    pub async fn log_once(&self, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let log = self.log();
+            if log.lines().any(&matches) || Instant::now() > deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn wait_until_ready(&mut self) {
         let client = reqwest::Client::builder()
             .no_proxy()
