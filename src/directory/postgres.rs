@@ -786,6 +786,28 @@ impl Directory for PostgresDirectory {
             None => (i64::MAX, 0),
         };
 
+        // A filter lookup usually matches one User. Its first page, when not
+        // full, holds every match, so one statement without a transaction
+        // answers it and saves the BEGIN and COMMIT round trips.
+        if kind == ResourceKind::User && offset == 0 && matches!(condition, Condition::Equals(..)) {
+            let mut connection = self.pool.acquire().await.map_err(database_error)?;
+            let (resources, _) = fetch_page(
+                &mut connection,
+                kind,
+                &condition,
+                limit,
+                PageStart::Offset(0),
+            )
+            .await?;
+            let fetched = i64::try_from(resources.len()).unwrap_or(i64::MAX);
+            if fetched < limit {
+                return Ok(Listing {
+                    resources,
+                    total: super::count_from_sql(fetched),
+                });
+            }
+        }
+
         // One read transaction, so the total and the page see one snapshot.
         let mut transaction = self
             .pool
