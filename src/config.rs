@@ -135,6 +135,12 @@ pub struct ServerConfig {
     /// the balancer may send a request on a connection portcullis is closing.
     #[serde(default = "default_keepalive_timeout", with = "humantime_serde")]
     pub keepalive_timeout: Duration,
+    /// Maximum time a client may take to send a whole request head, from
+    /// the connection's start or, on a kept-alive connection, from the end
+    /// of `keepalive_timeout`. A connection still sending its head then is
+    /// closed, so clients that trickle header bytes cannot hold connections.
+    #[serde(default = "default_request_header_timeout", with = "humantime_serde")]
+    pub request_header_timeout: Duration,
     /// Largest accepted request head (request line and headers), in bytes;
     /// larger requests get 431.
     #[serde(
@@ -508,6 +514,9 @@ fn default_upstream_read_timeout() -> Duration {
 fn default_keepalive_timeout() -> Duration {
     Duration::from_secs(620)
 }
+fn default_request_header_timeout() -> Duration {
+    Duration::from_secs(60)
+}
 /// Default of `server.max_connections`, a guess well above the load of one
 /// replica.
 fn default_max_connections() -> usize {
@@ -796,6 +805,12 @@ fn validate_limits(config: &Config) -> Result<(), ConfigError> {
     if config.server.keepalive_timeout < Duration::from_secs(1) {
         return Err(ConfigError::invalid(
             "server.keepalive_timeout",
+            "must be at least 1s",
+        ));
+    }
+    if config.server.request_header_timeout < Duration::from_secs(1) {
+        return Err(ConfigError::invalid(
+            "server.request_header_timeout",
             "must be at least 1s",
         ));
     }

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub connections_max: IntGauge,
     /// Client connections closed at once because the cap was reached.
     pub connections_rejected: IntCounter,
+    /// Client connections closed because a request head took too long.
+    pub request_header_timeouts: IntCounter,
     /// Session-store operations by `operation`.
     pub store_operations: IntCounterVec,
     /// Failed session-store operations by `operation`.
@@ -130,6 +132,11 @@ impl Metrics {
                 &registry,
                 "portcullis_connections_rejected_total",
                 "Client connections closed at once because server.max_connections were open.",
+            ),
+            request_header_timeouts: counter(
+                &registry,
+                "portcullis_request_header_timeouts_total",
+                "Client connections closed because a request head was not complete within server.request_header_timeout.",
             ),
             store_operations: counter_vec(
                 &registry,
@@ -366,6 +373,7 @@ mod tests {
             "portcullis_connections_open",
             "portcullis_connections_max",
             "portcullis_connections_rejected_total",
+            "portcullis_request_header_timeouts_total",
             "portcullis_session_store_operations_total",
             "portcullis_session_store_errors_total",
             "portcullis_token_refreshes_total",

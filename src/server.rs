@@ -19,7 +19,7 @@ use crate::auth::{Auth, CookieSettings, Provider, ProviderSettings};
 use crate::config::{Config, SessionStoreKind, Settings};
 use crate::directory::{Directory, LazyDirectory};
 use crate::lifecycle::{ExitWhenIdle, Lifecycle, ShutdownSignals};
-use crate::proxy::connections::{warn_if_descriptor_limit_low, ConnectionLimit};
+use crate::proxy::connections::{warn_if_descriptor_limit_low, ConnectionLimit, HeadLimits};
 use crate::proxy::forwarded::ForwardedHeaders;
 use crate::proxy::upstream::UpstreamAddress;
 use crate::proxy::{Portcullis, ProxySettings};
@@ -142,6 +142,10 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         ConnectionLimit::new(
             pingora::proxy::http_proxy(&server.configuration, portcullis),
             max_connections,
+            HeadLimits::new(
+                config.server.request_header_timeout,
+                config.server.keepalive_timeout,
+            ),
         ),
     );
     proxy.add_tcp(&settings.listen.to_string());

@@ -6,9 +6,18 @@
 //! application: Pingora calls `process_new` once per accepted connection,
 //! and the call returns when the connection ends. A connection over the cap
 //! is closed before anything is read from it.
+//!
+//! The wrapper also bounds the time a request head may take
+//! (`server.request_header_timeout`). Pingora's own limit applies to each
+//! read, so a client that sends one header byte at a time keeps a
+//! connection, and with it a slot under the cap, for as long as it likes.
+//! The proxy marks, through a task-local [`HeadClock`], when a request head
+//! was read and when its response ended. The wrapper closes a connection
+//! that has waited for a head longer than allowed.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -25,11 +34,116 @@ pub struct ConnectionLimit<A> {
     /// The cap; 0 means none.
     max: usize,
     open: AtomicUsize,
+    head_limits: HeadLimits,
+}
+
+/// Maximum waits for a request head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// From the connection's start to its first complete head.
+    pub first: Duration,
+    /// From the end of a response to the next complete head on the same
+    /// connection: the keep-alive timeout plus the time to send a head.
+    pub next: Duration,
+}
+
+impl HeadLimits {
+    /// Limits for `request_header_timeout` on connections kept alive for
+    /// `keepalive_timeout`.
+    pub fn new(request_header_timeout: Duration, keepalive_timeout: Duration) -> Self {
+        HeadLimits {
+            first: request_header_timeout,
+            next: keepalive_timeout.saturating_add(request_header_timeout),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The head clock of the connection the current task serves.
+    static HEAD_CLOCK: Arc<HeadClock>;
+}
+
+/// The time from which a connection has waited for a request head, in
+/// milliseconds after its start, or [`HeadClock::SERVING`] while a request
+/// is served.
+#[derive(Debug)]
+pub struct HeadClock {
+    started: Instant,
+    waiting_since_ms: AtomicU64,
+    /// Whether a head was ever read on the connection.
+    served_any: AtomicBool,
+}
+
+impl HeadClock {
+    const SERVING: u64 = u64::MAX;
+
+    fn new() -> Self {
+        HeadClock {
+            started: Instant::now(),
+            waiting_since_ms: AtomicU64::new(0),
+            served_any: AtomicBool::new(false),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Returns how long the connection has waited for a head and the limit
+    /// that applies, or `None` while a request is served.
+    fn waiting(&self, limits: HeadLimits) -> Option<(Duration, Duration)> {
+        let since = self.waiting_since_ms.load(Ordering::Acquire);
+        if since == Self::SERVING {
+            return None;
+        }
+        let waited = Duration::from_millis(self.elapsed_ms().saturating_sub(since));
+        let limit = if self.served_any.load(Ordering::Acquire) {
+            limits.next
+        } else {
+            limits.first
+        };
+        Some((waited, limit))
+    }
+}
+
+/// Records that the current connection has read a request head. Called by
+/// the proxy for every request; does nothing outside a wrapped connection.
+pub fn request_head_read() {
+    let _ = HEAD_CLOCK.try_with(|clock| {
+        clock.served_any.store(true, Ordering::Release);
+        clock
+            .waiting_since_ms
+            .store(HeadClock::SERVING, Ordering::Release);
+    });
+}
+
+/// Records that the current connection has finished a response and waits
+/// for the next head.
+pub fn response_finished() {
+    let _ = HEAD_CLOCK.try_with(|clock| {
+        clock
+            .waiting_since_ms
+            .store(clock.elapsed_ms(), Ordering::Release);
+    });
+}
+
+/// Returns once the connection has waited for a request head longer than
+/// its limit. While a request is served it checks again after the first
+/// limit, so an idle connection wakes it once per limit at most.
+async fn head_overdue(clock: &HeadClock, limits: HeadLimits) {
+    loop {
+        let pause = match clock.waiting(limits) {
+            Some((waited, limit)) if waited >= limit => return,
+            Some((waited, limit)) => limit - waited,
+            None => limits.first,
+        };
+        tokio::time::sleep(pause).await;
+    }
 }
 
 impl<A> ConnectionLimit<A> {
     /// Wraps `inner`, allowing at most `max` open connections (0: no cap).
-    pub fn new(inner: A, max: usize) -> Self {
+    pub fn new(inner: A, max: usize, head_limits: HeadLimits) -> Self {
         let metrics = crate::metrics::metrics();
         metrics
             .connections_max
@@ -38,6 +152,7 @@ impl<A> ConnectionLimit<A> {
             inner: Arc::new(inner),
             max,
             open: AtomicUsize::new(0),
+            head_limits,
         }
     }
 
@@ -85,12 +200,23 @@ where
             // Dropping the stream closes the socket.
             return None;
         };
+        let clock = Arc::new(HeadClock::new());
         // The slot is held until the connection ends, so a connection
         // handed back for reuse is served here rather than returned.
-        let mut next = self.inner.process_new(stream, shutdown).await;
-        while let Some(stream) = next {
-            next = self.inner.process_new(stream, shutdown).await;
+        let serve = HEAD_CLOCK.scope(clock.clone(), async {
+            let mut next = self.inner.process_new(stream, shutdown).await;
+            while let Some(stream) = next {
+                next = self.inner.process_new(stream, shutdown).await;
+            }
+        });
+        tokio::select! {
+            () = serve => {}
+            () = head_overdue(&clock, self.head_limits) => {
+                crate::metrics::metrics().request_header_timeouts.inc();
+                tracing::debug!("connection closed: a request head took longer than server.request_header_timeout");
+            }
         }
+        // Dropping the serving future closes the connection.
         None
     }
 
@@ -156,9 +282,24 @@ mod tests {
         assert_eq!(open_files_soft_limit("Max processes 10 10 processes"), None);
     }
 
+    fn test_limits() -> HeadLimits {
+        HeadLimits::new(Duration::from_secs(60), Duration::from_secs(620))
+    }
+
+    #[test]
+    fn head_limits_add_keepalive() {
+        let limits = test_limits();
+        assert_eq!(limits.first, Duration::from_secs(60));
+        assert_eq!(limits.next, Duration::from_secs(680));
+    }
+
     #[test]
     fn slots_stop_at_the_cap() {
-        let limit = ConnectionLimit::new((), 2);
+        let limit = ConnectionLimit::new(
+            (),
+            2,
+            HeadLimits::new(Duration::from_secs(60), Duration::from_secs(60)),
+        );
         let first = limit.acquire();
         let second = limit.acquire();
         assert!(first.is_some(), "first slot");
@@ -170,7 +311,7 @@ mod tests {
 
     #[test]
     fn zero_means_no_cap() {
-        let limit = ConnectionLimit::new((), 0);
+        let limit = ConnectionLimit::new((), 0, test_limits());
         let slots: Vec<_> = (0..100).map(|_| limit.acquire()).collect();
         assert!(slots.iter().all(Option::is_some));
     }

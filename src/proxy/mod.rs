@@ -487,6 +487,7 @@ impl ProxyHttp for Portcullis {
         session: &mut Session,
         _ctx: &mut RequestContext,
     ) -> pingora::Result<()> {
+        connections::request_head_read();
         allow_pipelining(session);
         Ok(())
     }
@@ -614,5 +615,6 @@ impl ProxyHttp for Portcullis {
             .map_or(0, |response| response.status.as_u16());
         record_metrics(session, ctx, status);
         log_access(session, error, ctx, status);
+        connections::response_finished();
     }
 }

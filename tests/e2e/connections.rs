@@ -1,9 +1,9 @@
 //! Client connections driven byte by byte: pipelined HTTP/1.1 requests,
-//! HTTP/1.0 clients and the connection cap.
+//! HTTP/1.0 clients, the connection cap and the request head timeout.
 
 use std::time::Duration;
 
-use crate::support::raw_http::{exchange, RawResponse};
+use crate::support::raw_http::{exchange, read_until_idle, Exchange, RawResponse};
 use crate::support::scim::ScimStack;
 
 /// How long a read waits for more bytes before the connection counts as
@@ -315,5 +315,87 @@ async fn connection_cap_closes_extra() {
         vec![200],
         "expected a new connection to work once some closed, got:\n{}",
         after.text()
+    );
+}
+
+/// Sends `head` one byte every `pause` until the server closes the
+/// connection or the head is sent, and returns how long the server kept
+/// the connection open.
+async fn trickle(address: &str, head: &[u8], pause: Duration) -> (Duration, bool) {
+    use tokio::io::AsyncWriteExt;
+
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {address}: {e}"));
+    let started = std::time::Instant::now();
+    for byte in head {
+        if stream.write_all(&[*byte]).await.is_err() {
+            return (started.elapsed(), true);
+        }
+        tokio::time::sleep(pause).await;
+        // A closed connection shows as a zero-byte read.
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut probe)).await
+        {
+            return (started.elapsed(), true);
+        }
+    }
+    (started.elapsed(), false)
+}
+
+/// Sends `request` on an open connection and reads its response.
+async fn exchange_on(stream: &mut tokio::net::TcpStream, request: &[u8]) -> Exchange {
+    use tokio::io::AsyncWriteExt;
+
+    stream
+        .write_all(request)
+        .await
+        .expect("the request is sent on the open connection");
+    read_until_idle(stream, Duration::from_millis(300)).await
+}
+
+#[tokio::test]
+async fn trickled_head_is_cut_off() {
+    let stack = ScimStack::start(&[
+        PUBLIC_PATHS,
+        ("PORTCULLIS_SERVER__REQUEST_HEADER_TIMEOUT", "2s"),
+        ("PORTCULLIS_SERVER__KEEPALIVE_TIMEOUT", "3s"),
+    ])
+    .await;
+    let address = address(&stack);
+
+    // 40 header bytes at 200 ms each take 8 s, each read well inside
+    // Pingora's own 60 s per-read limit.
+    let head = format!(
+        "GET /echo/public/slow HTTP/1.1\r\nHost: a\r\nX-Slow: {}",
+        "b".repeat(40)
+    );
+    let (open_for, closed) = trickle(&address, head.as_bytes(), Duration::from_millis(200)).await;
+    assert!(closed, "expected the trickling connection to be closed");
+    assert!(
+        open_for >= Duration::from_secs(2) && open_for < Duration::from_secs(4),
+        "expected the connection closed about 2 s after it opened, after {open_for:?}"
+    );
+    assert!(
+        metric(&stack, "portcullis_request_header_timeouts_total").await >= 1.0,
+        "expected the closed connection to be counted"
+    );
+
+    // A prompt request on a connection idle for less than keepalive_timeout
+    // plus request_header_timeout is still served.
+    let request = get("/echo/public/after-idle", "application/json");
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {address}: {e}"));
+    let first = exchange_on(&mut stream, request.as_bytes()).await;
+    assert_eq!(statuses(&first.responses()), vec![200], "first request");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let second = exchange_on(&mut stream, request.as_bytes()).await;
+    assert_eq!(
+        statuses(&second.responses()),
+        vec![200],
+        "expected a request 2.5 s into keep-alive to be served, got:\n{}",
+        second.text()
     );
 }
