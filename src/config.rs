@@ -281,6 +281,31 @@ pub struct SessionConfig {
     /// File with one cookie key per line, read in addition to `cookie_keys`.
     #[serde(default)]
     pub cookie_keys_file: Option<PathBuf>,
+    /// Logins one client address may start per minute, earned evenly (one
+    /// per second at 60). Each start stores a login flow for 10 minutes, so
+    /// this bounds what one address adds to the store. 0 turns the limit
+    /// off. The address is read through `server.trusted_proxies`, and an
+    /// IPv6 client counts by its /64 prefix.
+    #[serde(
+        default = "default_login_starts_per_minute",
+        deserialize_with = "de::number"
+    )]
+    pub login_starts_per_minute: usize,
+    /// Logins one client address may start at once, before
+    /// `login_starts_per_minute` paces it.
+    #[serde(
+        default = "default_login_starts_burst",
+        deserialize_with = "de::number"
+    )]
+    pub login_starts_burst: usize,
+    /// Maximum number of records (sessions, login flows, locks) in the
+    /// in-memory store. When it is full, the oldest login flows are evicted.
+    /// When only sessions and locks are left, logins get 503.
+    #[serde(
+        default = "default_memory_max_entries",
+        deserialize_with = "de::number"
+    )]
+    pub memory_max_entries: usize,
 }
 
 /// `[scim]`: the SCIM 2.0 endpoint at `/scim/v2`.
@@ -477,6 +502,9 @@ impl Default for SessionConfig {
             refresh_margin: default_refresh_margin(),
             cookie_keys: Vec::new(),
             cookie_keys_file: None,
+            login_starts_per_minute: default_login_starts_per_minute(),
+            login_starts_burst: default_login_starts_burst(),
+            memory_max_entries: default_memory_max_entries(),
         }
     }
 }
@@ -561,6 +589,18 @@ fn default_session_ttl() -> Duration {
 }
 fn default_session_cache_ttl() -> Duration {
     Duration::from_secs(5)
+}
+/// Default of `session.login_starts_per_minute`. A person opens a few tabs
+/// at once and then signs in, and 60 a minute also covers an office whose
+/// users share one address and start their day together.
+fn default_login_starts_per_minute() -> usize {
+    60
+}
+fn default_login_starts_burst() -> usize {
+    60
+}
+fn default_memory_max_entries() -> usize {
+    crate::session::store::MEMORY_STORE_MAX_ENTRIES
 }
 fn default_group_patch_status() -> usize {
     204
@@ -767,6 +807,7 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
             "must be at most 1m, because a replica that misses a revocation serves the session this long",
         ));
     }
+    validate_login_limits(&config.session)?;
     validate_log_level(&config.log.level)?;
     let scim_base_url = scim_base_url(&config)?;
     let directory_url = read_directory_url(&config.directory)?;
@@ -830,6 +871,36 @@ fn validate_limits(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid(
             "upstream.read_timeout",
             "must be more than 0s",
+        ));
+    }
+    Ok(())
+}
+
+/// Largest accepted `session.login_starts_per_minute` and
+/// `session.login_starts_burst`.
+pub const MAX_LOGIN_STARTS: usize = 1_000_000;
+
+/// Smallest accepted `session.memory_max_entries`.
+const MIN_MEMORY_MAX_ENTRIES: usize = 100;
+
+/// Checks the login-start limit and the size of the in-memory store.
+fn validate_login_limits(session: &SessionConfig) -> Result<(), ConfigError> {
+    if session.login_starts_per_minute > MAX_LOGIN_STARTS {
+        return Err(ConfigError::invalid(
+            "session.login_starts_per_minute",
+            format!("must be at most {MAX_LOGIN_STARTS}; 0 turns the limit off"),
+        ));
+    }
+    if !(1..=MAX_LOGIN_STARTS).contains(&session.login_starts_burst) {
+        return Err(ConfigError::invalid(
+            "session.login_starts_burst",
+            format!("must be between 1 and {MAX_LOGIN_STARTS}; set session.login_starts_per_minute = 0 to turn the limit off"),
+        ));
+    }
+    if session.memory_max_entries < MIN_MEMORY_MAX_ENTRIES {
+        return Err(ConfigError::invalid(
+            "session.memory_max_entries",
+            format!("must be at least {MIN_MEMORY_MAX_ENTRIES}"),
         ));
     }
     Ok(())

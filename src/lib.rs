@@ -8,7 +8,7 @@
 //! | [`config`] | TOML configuration, `PORTCULLIS_<SECTION>__<KEY>` overrides, secrets from files, validation | `main` |
 //! | [`server`] | assembling the Pingora server: proxy and admin listeners, discovery and revocation tasks | `main` |
 //! | [`proxy`] | the `ProxyHttp` hooks, path normalisation and routing, identity headers | Pingora, every phase |
-//! | [`auth`] | OIDC discovery and signing keys (reloaded on an unknown `kid`), login (state, nonce, PKCE), callback, sign-out, back-channel logout, token refresh under a lock, session lookup, the `[access]` policy | `request_filter` |
+//! | [`auth`] | OIDC discovery and signing keys (reloaded on an unknown `kid`), login (state, nonce, PKCE) with a per-client limit on login starts, callback, sign-out, back-channel logout, token refresh under a lock, session lookup, the `[access]` policy | `request_filter` |
 //! | [`session`] | the `Session` model, the `SessionStore` trait (Redis: one server, Sentinel or Cluster; memory), the cookie codec, the session cache and per-user revocation | [`auth`], the SCIM handler |
 //! | [`scim`] | SCIM 2.0: schemas, filters, PATCH, attribute selection, errors, and the handler of `/scim/v2` requests | `request_filter` (through [`proxy`]) |
 //! | [`directory`] | the `Directory` trait for SCIM Users, Groups and API tokens, with SQLite and PostgreSQL backends | the SCIM handler, the CLI |

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub upstream_duration: HistogramVec,
     /// Finished logins by `outcome` (`success`, `denied`, `error`) and `reason`.
     pub logins: IntCounterVec,
+    /// Logins not started because the client address had used up its
+    /// allowance (`session.login_starts_per_minute`); each got 429.
+    pub login_starts_rate_limited: IntCounter,
     /// Sessions created by a login.
     pub sessions_created: IntCounter,
     /// Sessions ended before they expired, by `reason`: `deleted` (sign-out,
@@ -40,6 +43,9 @@ pub struct Metrics {
     /// Records in the in-memory session store (sessions, login flows,
     /// locks), or 0 with Redis.
     pub memory_store_entries: IntGauge,
+    /// Login flows that the full in-memory store dropped before they expired,
+    /// to make room for another record.
+    pub memory_store_evictions: IntCounter,
     /// Client connections open on the proxy listener.
     pub connections_open: IntGauge,
     /// `server.max_connections`, 0 when there is no cap.
@@ -102,6 +108,11 @@ impl Metrics {
                 "Finished logins by outcome and reason.",
                 &["outcome", "reason"],
             ),
+            login_starts_rate_limited: counter(
+                &registry,
+                "portcullis_login_starts_rate_limited_total",
+                "Logins not started, with 429, because the client address started too many (session.login_starts_per_minute).",
+            ),
             sessions_created: counter(
                 &registry,
                 "portcullis_sessions_created_total",
@@ -117,6 +128,11 @@ impl Metrics {
                 &registry,
                 "portcullis_memory_store_entries",
                 "Records (sessions, login flows, locks) in the in-memory session store, or 0 with Redis.",
+            ),
+            memory_store_evictions: counter(
+                &registry,
+                "portcullis_memory_store_evictions_total",
+                "Login flows the full in-memory session store dropped, oldest first, to make room.",
             ),
             connections_open: gauge(
                 &registry,
@@ -367,9 +383,11 @@ mod tests {
             "portcullis_request_duration_seconds",
             "portcullis_upstream_duration_seconds",
             "portcullis_logins_total",
+            "portcullis_login_starts_rate_limited_total",
             "portcullis_sessions_created_total",
             "portcullis_sessions_ended_total",
             "portcullis_memory_store_entries",
+            "portcullis_memory_store_evictions_total",
             "portcullis_connections_open",
             "portcullis_connections_max",
             "portcullis_connections_rejected_total",

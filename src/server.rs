@@ -13,10 +13,11 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
+use crate::auth::login::rate_limit::LoginRateLimit;
 use crate::auth::policy::AccessPolicy;
 use crate::auth::provisioning::{AccessControl, SessionRevocation};
 use crate::auth::{Auth, CookieSettings, Provider, ProviderSettings};
-use crate::config::{Config, SessionStoreKind, Settings};
+use crate::config::{Config, SessionConfig, SessionStoreKind, Settings};
 use crate::directory::{Directory, LazyDirectory};
 use crate::lifecycle::{ExitWhenIdle, Lifecycle, ShutdownSignals};
 use crate::proxy::connections::{warn_if_descriptor_limit_low, ConnectionLimit, HeadLimits};
@@ -57,7 +58,9 @@ pub enum StartError {
 pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
     let config = &settings.config;
     let store: Arc<dyn SessionStore> = match config.session.store {
-        SessionStoreKind::Memory => Arc::new(MemoryStore::new()),
+        SessionStoreKind::Memory => Arc::new(MemoryStore::with_max_entries(
+            config.session.memory_max_entries,
+        )),
         SessionStoreKind::Redis => Arc::new(RedisStore::new(
             settings.redis_url.as_deref().unwrap_or_default(),
             config.session.redis_timeout,
@@ -87,7 +90,8 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
             config.server.public_url.clone(),
         )
         .with_refresh_margin(config.session.refresh_margin)
-        .with_access(access_control(config, &directory)),
+        .with_access(access_control(config, &directory))
+        .with_login_limit(login_limit(&config.session)),
     );
     let secret_reload = background_service(
         "secret reload",
@@ -207,6 +211,17 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
 /// Rounds up to whole seconds, Pingora's unit, so "500ms" is not read as 0.
 fn whole_seconds(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// Builds the per-client limit on login starts from `[session]`.
+fn login_limit(session: &SessionConfig) -> LoginRateLimit {
+    // Validation keeps both values at most MAX_LOGIN_STARTS, far below
+    // u32::MAX.
+    let to_u32 = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
+    LoginRateLimit::new(
+        to_u32(session.login_starts_per_minute),
+        to_u32(session.login_starts_burst),
+    )
 }
 
 /// Builds the access policy. The directory is handed over only when the

@@ -6,7 +6,14 @@
 //! never grow. Each flow records the hash of the browser's binding cookie. A
 //! callback whose browser does not present that cookie is rejected, so a
 //! `state` (and code) replayed from another browser fails.
+//!
+//! Because each start stores a flow, starts are limited per client address
+//! ([`rate_limit`]), and the flows are records that a full in-memory store
+//! evicts first.
 
+pub mod rate_limit;
+
+use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,6 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{redirect, Auth, BINDING_COOKIE_PATH};
+use crate::session::store::LogLimiter;
 use crate::session::{unix_now, Session};
 use crate::web::cookies::{self, CookieAttributes};
 use crate::web::LocalResponse;
@@ -56,9 +64,20 @@ struct CallbackParams {
 
 impl Auth {
     /// Starts a login that ends at `target` (validated here): stores the flow
-    /// and redirects the browser to the provider.
-    pub async fn start_login(&self, headers: &HeaderMap, target: &str) -> LocalResponse {
+    /// and redirects the browser to the provider. A `client` address that
+    /// started too many logins gets 429 instead, as JSON for an
+    /// `api_client`.
+    pub async fn start_login(
+        &self,
+        headers: &HeaderMap,
+        target: &str,
+        client: Option<IpAddr>,
+        api_client: bool,
+    ) -> LocalResponse {
         let return_to = redirect::safe_return_target(target, &self.public_url);
+        if let Err(wait) = self.login_limit.admit(client) {
+            return login_rate_limited(client, wait, &return_to, api_client);
+        }
         let (binding, new_binding) = self.binding_cookie(headers);
         if !self.provider.is_reachable().await {
             // Redirecting would leave the browser on its own connection
@@ -80,7 +99,7 @@ impl Auth {
         };
         if let Err(error) = self
             .sessions
-            .put_sealed(
+            .put_sealed_evictable(
                 LOGIN_PREFIX,
                 request.state.as_bytes(),
                 &flow,
@@ -384,6 +403,47 @@ fn login_failed_page(error: &super::ProviderError) -> LocalResponse {
             )
         }
     }
+}
+
+/// Builds the 429 for a client address whose login starts exceed
+/// `session.login_starts_per_minute`: a page with a link back to
+/// `return_to`, or JSON for an API client. Counts and logs it.
+fn login_rate_limited(
+    client: Option<IpAddr>,
+    wait: Duration,
+    return_to: &str,
+    api_client: bool,
+) -> LocalResponse {
+    // A flood repeats this line for every request, so one line per second,
+    // with the count of the others, is enough.
+    static LOG_LIMIT: LogLimiter = LogLimiter::new(Duration::from_secs(1));
+    if let Some(suppressed) = LOG_LIMIT.admit() {
+        tracing::warn!(
+            client = client.map(|ip| ip.to_string()),
+            suppressed,
+            "too many logins started from one client address; answered 429"
+        );
+    }
+    crate::metrics::metrics().login_starts_rate_limited.inc();
+    let seconds = rate_limit::retry_after_seconds(wait);
+    let message = format!(
+        "Too many sign-ins were started from your network in a short time. Try again in {seconds} s."
+    );
+    let response = if api_client {
+        LocalResponse::json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login_rate_limited",
+            &message,
+        )
+    } else {
+        LocalResponse::page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-ins",
+            &message,
+            Some((return_to, "Try again")),
+        )
+    };
+    response.with_header(http::header::RETRY_AFTER, seconds.to_string())
 }
 
 /// Page shown when the provider cannot be reached to start a login.

@@ -64,6 +64,8 @@ pub struct Auth {
     refresh_margin: std::time::Duration,
     /// The `[access]` policy and the directory it consults at login.
     access: provisioning::AccessControl,
+    /// The per-client limit on login starts, each of which stores a flow.
+    login_limit: login::rate_limit::LoginRateLimit,
 }
 
 /// Default of [`Auth::with_refresh_margin`].
@@ -86,7 +88,14 @@ impl Auth {
             public_url,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
             access: provisioning::AccessControl::default(),
+            login_limit: login::rate_limit::LoginRateLimit::disabled(),
         }
+    }
+
+    /// Sets the per-client limit on login starts; there is none by default.
+    pub fn with_login_limit(mut self, limit: login::rate_limit::LoginRateLimit) -> Self {
+        self.login_limit = limit;
+        self
     }
 
     /// Sets the access policy and the directory it consults at login.

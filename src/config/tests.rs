@@ -74,6 +74,46 @@ fn minimal_file_uses_defaults() {
     assert_eq!(config.server.max_request_header_bytes, 64 * 1024);
     assert!(settings.trusted_proxies.is_empty());
     assert_eq!(config.upstream.read_timeout, Duration::from_secs(60));
+    assert_eq!(config.session.login_starts_per_minute, 60);
+    assert_eq!(config.session.login_starts_burst, 60);
+    assert_eq!(config.session.memory_max_entries, 100_000);
+}
+
+#[test]
+fn login_limits_parse_and_are_checked() {
+    let settings = load_text(
+        MINIMAL,
+        &[
+            ("PORTCULLIS_SESSION__LOGIN_STARTS_PER_MINUTE", "0"),
+            ("PORTCULLIS_SESSION__LOGIN_STARTS_BURST", "5"),
+            ("PORTCULLIS_SESSION__MEMORY_MAX_ENTRIES", "100"),
+        ],
+    )
+    .expect("0 turns the limit off, and 100 entries is the smallest store");
+    let session = &settings.config.session;
+    assert_eq!(session.login_starts_per_minute, 0);
+    assert_eq!(session.login_starts_burst, 5);
+    assert_eq!(session.memory_max_entries, 100);
+    let cases = [
+        ("PORTCULLIS_SESSION__LOGIN_STARTS_PER_MINUTE", "1000001"),
+        ("PORTCULLIS_SESSION__LOGIN_STARTS_PER_MINUTE", "-1"),
+        ("PORTCULLIS_SESSION__LOGIN_STARTS_BURST", "0"),
+        ("PORTCULLIS_SESSION__LOGIN_STARTS_BURST", "1000001"),
+        ("PORTCULLIS_SESSION__MEMORY_MAX_ENTRIES", "99"),
+    ];
+    for (variable, value) in cases {
+        let expected = format!(
+            "session.{}",
+            variable
+                .trim_start_matches("PORTCULLIS_SESSION__")
+                .to_ascii_lowercase()
+        );
+        assert_eq!(
+            error_key(load_text(MINIMAL, &[(variable, value)])),
+            expected,
+            "{variable}={value}"
+        );
+    }
 }
 
 #[test]

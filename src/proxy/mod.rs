@@ -146,7 +146,12 @@ impl Portcullis {
         match route {
             Route::LoginStart => {
                 let target = start_target(query);
-                Decision::Respond(self.auth.start_login(headers, &target).await)
+                let api_client = route::is_api_client(headers);
+                let response = self
+                    .auth
+                    .start_login(headers, &target, ctx.client_ip, api_client)
+                    .await;
+                Decision::Respond(response)
             }
             Route::Callback => Decision::Respond(self.auth.finish_login(headers, query).await),
             Route::SignOut => {
@@ -203,7 +208,7 @@ impl Portcullis {
                 }
                 Err(denial) => Decision::Respond(access_denied(request, &denial, &session)),
             },
-            Ok(None) => Decision::Respond(self.unauthenticated(request).await),
+            Ok(None) => Decision::Respond(self.unauthenticated(request, ctx.client_ip).await),
             Err(error) => {
                 // During an outage every request fails the same way, so one
                 // line per second, with the count of the others, is enough.
@@ -226,15 +231,23 @@ impl Portcullis {
     }
 
     /// A request without a valid session: a browser navigation starts a
-    /// login that returns to the same page; anything else gets 401.
-    async fn unauthenticated(&self, request: &RequestHeader) -> LocalResponse {
+    /// login that returns to the same page, unless `client` started too many
+    /// logins; anything else gets 401.
+    async fn unauthenticated(
+        &self,
+        request: &RequestHeader,
+        client: Option<IpAddr>,
+    ) -> LocalResponse {
         if route::is_navigation(&request.method, &request.headers) {
             let target = request
                 .uri
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_owned();
-            return self.auth.start_login(&request.headers, &target).await;
+            return self
+                .auth
+                .start_login(&request.headers, &target, client, false)
+                .await;
         }
         LocalResponse::json_error(
             StatusCode::UNAUTHORIZED,

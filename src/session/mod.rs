@@ -213,8 +213,12 @@ impl Sessions {
         Ok(())
     }
 
-    /// Stores `value` sealed under `secret` in the namespace `prefix`.
-    pub async fn put_sealed<T: Serialize>(
+    /// Stores `value` sealed under `secret` in the namespace `prefix`, as a
+    /// record that the store may evict before `ttl` to make room (see
+    /// [`SessionStore::put_evictable`]). Login flows are such records: losing
+    /// one costs its browser a new login, while a store too full to take
+    /// another flow would fail every login.
+    pub async fn put_sealed_evictable<T: Serialize>(
         &self,
         prefix: &str,
         secret: &[u8],
@@ -222,7 +226,7 @@ impl Sessions {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let (key, sealed) = seal_record(prefix, secret, value);
-        self.store.put(&key, sealed, ttl).await
+        self.store.put_evictable(&key, sealed, ttl).await
     }
 
     /// Reads the record sealed under `secret` in the namespace `prefix`.

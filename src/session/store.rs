@@ -2,9 +2,9 @@
 //! sets and publish/subscribe, and its two implementations: Redis (shared by
 //! replicas; one server, Sentinel or Cluster) and process memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -32,6 +32,19 @@ pub trait SessionStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores `value` under `key`, replacing any value, expiring after `ttl`.
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError>;
+    /// Stores `value` like [`put`](Self::put), as a record that the store
+    /// may evict before `ttl` to make room. The memory store evicts such
+    /// records, oldest first, rather than reject a write when it is full.
+    /// The default stores it like `put`, which in Redis leaves eviction to
+    /// the server's `maxmemory-policy`.
+    async fn put_evictable(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.put(key, value, ttl).await
+    }
     /// Removes and returns the value under `key` in one atomic step, so two
     /// callers can never both take it.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
@@ -107,8 +120,16 @@ pub struct MemoryStore {
 /// operations are atomic.
 #[derive(Default)]
 struct MemoryState {
-    entries: HashMap<String, MemoryEntry>,
+    entries: HashMap<Arc<str>, MemoryEntry>,
     indexes: HashMap<String, MemoryIndex>,
+    /// The key of every entry, ordered by expiry, so that a write removes
+    /// the expired entries without scanning the others.
+    expiries: BTreeMap<(Instant, u64), Arc<str>>,
+    /// The keys of evictable entries, oldest write first.
+    evictable: BTreeMap<u64, Arc<str>>,
+    /// Number of the next write, which orders entries that expire at the
+    /// same instant and the evictable entries.
+    next_write: u64,
 }
 
 struct MemoryIndex {
@@ -116,18 +137,25 @@ struct MemoryIndex {
     expires_at: Instant,
 }
 
-/// Default maximum number of entries (sessions and login flows together).
-/// Each is under 2 KiB, so the store stays under about 200 MiB even when
-/// clients start logins they never finish.
+/// Default maximum number of entries (sessions, login flows and locks
+/// together), `session.memory_max_entries`. Each is under 2 KiB, so the
+/// store stays under about 200 MiB even when clients start logins they never
+/// finish.
 pub const MEMORY_STORE_MAX_ENTRIES: usize = 100_000;
 
 struct MemoryEntry {
     value: Vec<u8>,
     expires_at: Instant,
+    /// Number of the write that stored the entry: its place in `expiries`
+    /// and `evictable`.
+    write: u64,
+    /// Whether the store may drop the entry before it expires.
+    evictable: bool,
 }
 
-/// Expired entries are swept once every this many writes, so memory stays
-/// bounded by the live sessions without a background task.
+/// Expired index sets are swept once every this many writes, so memory stays
+/// bounded by the live sessions without a background task. Expired entries
+/// go at every write.
 const SWEEP_EVERY_WRITES: u64 = 1024;
 
 impl Default for MemoryStore {
@@ -159,33 +187,123 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Inserts one record, sweeping expired entries first when the store is
-    /// full or a sweep is due.
+    /// Inserts one record after removing the expired ones. When the store
+    /// is full, the oldest evictable record makes room, and without one the
+    /// write fails.
     fn insert(
         &self,
         state: &mut MemoryState,
         key: &str,
         value: Vec<u8>,
         ttl: Duration,
+        evictable: bool,
     ) -> Result<(), StoreError> {
         let now = Instant::now();
-        let full = state.entries.len() >= self.max_entries && !state.entries.contains_key(key);
-        if full || self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == 0 {
-            state.entries.retain(|_, entry| entry.expires_at > now);
+        state.remove_expired(now);
+        if self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == 0 {
             state.indexes.retain(|_, index| index.expires_at > now);
         }
         if state.entries.len() >= self.max_entries && !state.entries.contains_key(key) {
-            return Err(StoreError::Full(self.max_entries));
+            if !state.evict_oldest() {
+                return Err(StoreError::Full(self.max_entries));
+            }
+            record_eviction(self.max_entries);
         }
-        state.entries.insert(
-            key.to_owned(),
-            MemoryEntry {
-                value,
-                expires_at: now + ttl,
-            },
-        );
+        state.store(key, value, now + ttl, evictable);
         record_entry_count(state);
         Ok(())
+    }
+}
+
+impl MemoryState {
+    /// Stores an entry under `key`, replacing any entry there.
+    fn store(&mut self, key: &str, value: Vec<u8>, expires_at: Instant, evictable: bool) {
+        self.remove(key);
+        let write = self.next_write;
+        self.next_write += 1;
+        let key: Arc<str> = Arc::from(key);
+        self.expiries.insert((expires_at, write), key.clone());
+        if evictable {
+            self.evictable.insert(write, key.clone());
+        }
+        let entry = MemoryEntry {
+            value,
+            expires_at,
+            write,
+            evictable,
+        };
+        self.entries.insert(key, entry);
+    }
+
+    /// Removes the entry under `key`, expired or not, and returns it.
+    fn remove(&mut self, key: &str) -> Option<MemoryEntry> {
+        let entry = self.entries.remove(key)?;
+        self.expiries.remove(&(entry.expires_at, entry.write));
+        if entry.evictable {
+            self.evictable.remove(&entry.write);
+        }
+        Some(entry)
+    }
+
+    /// Returns the entry under `key` unless it has expired at `now`.
+    fn live_entry(&mut self, key: &str, now: Instant) -> Option<&mut MemoryEntry> {
+        self.entries
+            .get_mut(key)
+            .filter(|entry| entry.expires_at > now)
+    }
+
+    /// Moves the expiry of the live entry under `key` to `expires_at`.
+    fn set_expiry(&mut self, key: &str, expires_at: Instant) {
+        let Some((stored_key, entry)) = self.entries.get_key_value(key) else {
+            return;
+        };
+        let stored_key = stored_key.clone();
+        let (previous, write) = (entry.expires_at, entry.write);
+        self.expiries.remove(&(previous, write));
+        self.expiries.insert((expires_at, write), stored_key);
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.expires_at = expires_at;
+        }
+    }
+
+    /// Removes every entry that has expired at `now`. Each entry is removed
+    /// once, so the cost over time is one ordered-map removal per write.
+    fn remove_expired(&mut self, now: Instant) {
+        while let Some(first) = self.expiries.first_entry() {
+            if first.key().0 > now {
+                return;
+            }
+            let key = first.remove();
+            if let Some(entry) = self.entries.remove(&*key) {
+                if entry.evictable {
+                    self.evictable.remove(&entry.write);
+                }
+            }
+        }
+    }
+
+    /// Removes the oldest evictable entry; returns false when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        let Some((_, key)) = self.evictable.pop_first() else {
+            return false;
+        };
+        if let Some(entry) = self.entries.remove(&*key) {
+            self.expiries.remove(&(entry.expires_at, entry.write));
+        }
+        true
+    }
+}
+
+/// Counts one eviction and logs at most one line per second about them.
+fn record_eviction(max_entries: usize) {
+    static LOG_LIMIT: LogLimiter = LogLimiter::new(Duration::from_secs(1));
+    crate::metrics::metrics().memory_store_evictions.inc();
+    if let Some(suppressed) = LOG_LIMIT.admit() {
+        tracing::warn!(
+            max_entries,
+            suppressed,
+            "in-memory session store full; evicted the oldest login flow"
+        );
     }
 }
 
@@ -209,12 +327,22 @@ impl SessionStore for MemoryStore {
 
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
         let mut state = self.lock();
-        self.insert(&mut state, key, value, ttl)
+        self.insert(&mut state, key, value, ttl, false)
+    }
+
+    async fn put_evictable(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        self.insert(&mut state, key, value, ttl, true)
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut state = self.lock();
-        let taken = state.entries.remove(key);
+        let taken = state.remove(key);
         record_entry_count(&state);
         Ok(taken
             .filter(|entry| entry.expires_at > Instant::now())
@@ -223,7 +351,7 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.entries.remove(key);
+        state.remove(key);
         record_entry_count(&state);
         Ok(())
     }
@@ -240,7 +368,7 @@ impl SessionStore for MemoryStore {
         indexes: &[String],
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        self.insert(&mut state, key, value, ttl)?;
+        self.insert(&mut state, key, value, ttl, false)?;
         let expires_at = Instant::now() + ttl;
         for name in indexes {
             let index = state
@@ -264,7 +392,7 @@ impl SessionStore for MemoryStore {
         };
         let mut removed = Vec::new();
         for key in listed.keys {
-            let entry = state.entries.remove(&key);
+            let entry = state.remove(&key);
             if entry.is_some_and(|entry| entry.expires_at > now) {
                 removed.push(key);
             }
@@ -280,11 +408,11 @@ impl SessionStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut state = self.lock();
         let now = Instant::now();
-        let Some(entry) = state.entries.get_mut(key).filter(|e| e.expires_at > now) else {
+        let Some(entry) = state.live_entry(key, now) else {
             return Ok(false);
         };
         entry.value = value;
-        entry.expires_at = now + ttl;
+        state.set_expiry(key, now + ttl);
         Ok(true)
     }
 
@@ -299,10 +427,10 @@ impl SessionStore for MemoryStore {
     async fn try_lock(&self, key: &str, token: &str, lease: Duration) -> Result<bool, StoreError> {
         let mut state = self.lock();
         let now = Instant::now();
-        if state.entries.get(key).is_some_and(|e| e.expires_at > now) {
+        if state.live_entry(key, now).is_some() {
             return Ok(false);
         }
-        self.insert(&mut state, key, token.as_bytes().to_vec(), lease)?;
+        self.insert(&mut state, key, token.as_bytes().to_vec(), lease, false)?;
         Ok(true)
     }
 
@@ -314,14 +442,13 @@ impl SessionStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut state = self.lock();
         let now = Instant::now();
-        let held = state.entries.get_mut(key).filter(|e| e.expires_at > now);
-        match held {
-            Some(entry) if entry.value == token.as_bytes() => {
-                entry.expires_at = now + lease;
-                Ok(true)
-            }
-            _ => Ok(false),
+        let held = state
+            .live_entry(key, now)
+            .is_some_and(|entry| entry.value == token.as_bytes());
+        if held {
+            state.set_expiry(key, now + lease);
         }
+        Ok(held)
     }
 
     async fn unlock(&self, key: &str, token: &str) -> Result<bool, StoreError> {
@@ -332,7 +459,7 @@ impl SessionStore for MemoryStore {
             .get(key)
             .is_some_and(|e| e.expires_at > now && e.value == token.as_bytes());
         if held {
-            state.entries.remove(key);
+            state.remove(key);
         }
         Ok(held)
     }

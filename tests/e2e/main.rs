@@ -26,6 +26,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod login;
+mod login_floods;
 mod observability;
 mod okta_spec;
 mod redirect_loops;

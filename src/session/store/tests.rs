@@ -39,6 +39,144 @@ async fn memory_store_rejects_writes_when_full() {
 }
 
 #[tokio::test]
+async fn memory_store_evicts_oldest_flow_when_full() {
+    let store = MemoryStore::with_max_entries(3);
+    let ttl = Duration::from_secs(60);
+    let put_flow = |key: &'static str| store.put_evictable(key, b"flow".to_vec(), ttl);
+    put_flow("flow-1").await.expect("first flow");
+    put_flow("flow-2").await.expect("second flow");
+    store
+        .put("session-1", b"s".to_vec(), ttl)
+        .await
+        .expect("a session fits");
+
+    store
+        .put("session-2", b"s".to_vec(), ttl)
+        .await
+        .expect("a full store evicts a flow for a session");
+    assert_eq!(
+        store.get("flow-1").await.expect("get"),
+        None,
+        "oldest flow evicted"
+    );
+    assert!(
+        store.get("flow-2").await.expect("get").is_some(),
+        "newer flow kept"
+    );
+
+    put_flow("flow-3")
+        .await
+        .expect("a full store evicts a flow for a flow");
+    assert_eq!(
+        store.get("flow-2").await.expect("get"),
+        None,
+        "next oldest evicted"
+    );
+    assert!(store.get("flow-3").await.expect("get").is_some());
+
+    store
+        .put("session-3", b"s".to_vec(), ttl)
+        .await
+        .expect("the last flow makes room");
+    assert!(matches!(
+        store.put("session-4", b"s".to_vec(), ttl).await,
+        Err(StoreError::Full(3))
+    ));
+    assert!(matches!(put_flow("flow-4").await, Err(StoreError::Full(3))));
+    for key in ["session-1", "session-2", "session-3"] {
+        assert!(
+            store.get(key).await.expect("get").is_some(),
+            "{key}: sessions are never evicted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn memory_store_eviction_skips_removed_flows() {
+    let store = MemoryStore::with_max_entries(3);
+    let ttl = Duration::from_secs(60);
+    store
+        .put_evictable("a", b"1".to_vec(), ttl)
+        .await
+        .expect("put");
+    store
+        .put_evictable("b", b"2".to_vec(), ttl)
+        .await
+        .expect("put");
+    store
+        .put_evictable("a", b"3".to_vec(), ttl)
+        .await
+        .expect("rewrite a");
+    assert_eq!(store.take("b").await.expect("take"), Some(b"2".to_vec()));
+    store.put("s1", b"s".to_vec(), ttl).await.expect("put");
+    store.put("s2", b"s".to_vec(), ttl).await.expect("put");
+    store
+        .put("s3", b"s".to_vec(), ttl)
+        .await
+        .expect("the rewritten flow a makes room");
+    assert_eq!(store.get("a").await.expect("get"), None);
+    assert!(matches!(
+        store.put("s4", b"s".to_vec(), ttl).await,
+        Err(StoreError::Full(3))
+    ));
+}
+
+#[tokio::test]
+async fn memory_store_removes_expired_first() {
+    let store = MemoryStore::with_max_entries(2);
+    store
+        .put_evictable("flow", b"f".to_vec(), Duration::from_secs(60))
+        .await
+        .expect("put");
+    store
+        .put("short", b"s".to_vec(), Duration::from_millis(20))
+        .await
+        .expect("put");
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    store
+        .put("session", b"s".to_vec(), Duration::from_secs(60))
+        .await
+        .expect("the expired record makes room");
+    assert!(
+        store.get("flow").await.expect("get").is_some(),
+        "a live flow is not evicted while an expired record can go"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_extended_expiry_holds() {
+    let store = MemoryStore::with_max_entries(2);
+    let short = Duration::from_millis(20);
+    let long = Duration::from_secs(60);
+    store
+        .put("session", b"old".to_vec(), short)
+        .await
+        .expect("put");
+    assert!(store
+        .put_existing("session", b"new".to_vec(), long)
+        .await
+        .expect("put_existing"));
+    assert!(store.try_lock("lock", "t", short).await.expect("try_lock"));
+    assert!(store
+        .extend_lock("lock", "t", long)
+        .await
+        .expect("extend_lock"));
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    store
+        .put("other", b"x".to_vec(), long)
+        .await
+        .expect_err("both records outlive their first expiry, so the store is full");
+    assert_eq!(
+        store.get("session").await.expect("get"),
+        Some(b"new".to_vec())
+    );
+    assert!(
+        !store.try_lock("lock", "u", long).await.expect("try_lock"),
+        "the extended lock is still held"
+    );
+}
+
+#[tokio::test]
 async fn memory_store_expires_entries() {
     let store = MemoryStore::new();
     store
