@@ -221,6 +221,7 @@ async fn xhr_without_session_gets_401() {
     let url = stack.proxy_url("/api/data");
     let api_headers = [
         ("accept", "application/json"),
+        ("accept", "application/vnd.api+json"),
         ("x-requested-with", "XMLHttpRequest"),
         ("sec-fetch-mode", "cors"),
     ];
