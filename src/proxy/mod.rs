@@ -6,6 +6,7 @@ pub mod backchannel;
 pub mod connections;
 pub mod forwarded;
 pub mod identity;
+pub mod response_head;
 pub mod route;
 pub mod scim;
 pub mod upstream;
@@ -256,6 +257,7 @@ impl Portcullis {
             request.remove_header(&name);
         }
         self.settings.forwarded.apply(request, ctx.peer);
+        self.settings.forwarded.set_missing_host(request);
         if let Some(identity) = &ctx.identity {
             for (name, value) in identity::identity_headers(identity) {
                 // insert_header fails only for invalid names or values, and both were checked.
@@ -600,6 +602,13 @@ impl ProxyHttp for Portcullis {
         // SIGTERM may have arrived while the dashboard worked on this
         // request; the connection then closes after it, so say so.
         if self.lifecycle.is_draining() || session.is_process_shutting_down() {
+            session.set_keepalive(None);
+        }
+        response_head::remove_hop_by_hop(upstream_response);
+        let request = session.req_header();
+        let framing =
+            response_head::frame_for_http10(request.version, &request.method, upstream_response);
+        if framing == response_head::Http10Framing::UntilClose {
             session.set_keepalive(None);
         }
         if let Some(cookie) = ctx.set_cookie.take() {
