@@ -639,6 +639,17 @@ impl ProxyHttp for Portcullis {
         }
     }
 
+    /// Keeps Pingora's ERROR line for a failed request only when portcullis
+    /// or the dashboard failed. A client that sent a malformed body or went
+    /// away is no fault of the server, so its access line alone names it.
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestContext, error: &Error) -> bool {
+        let client_caused = *error.esource() == ErrorSource::Downstream;
+        if client_caused {
+            tracing::debug!(error = %error, request_id = %ctx.request_id, "request failed on the client's side");
+        }
+        client_caused
+    }
+
     async fn logging(
         &self,
         session: &mut Session,

@@ -405,6 +405,42 @@ async fn dashboard_hop_by_hop_headers_removed() {
     );
 }
 
+#[tokio::test]
+async fn malformed_chunked_body_not_an_error() {
+    let stack = ScimStack::start(&[PUBLIC_PATHS]).await;
+    let address = address(&stack);
+    let request = "POST /echo/public/upload HTTP/1.1\r\nHost: portcullis.test\r\n\
+                   Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+                   zz\r\nhello\r\n0\r\n\r\n";
+    let result = exchange(&address, request.as_bytes(), IDLE).await;
+    assert!(
+        result.closed,
+        "expected the connection to end after the malformed body, got:\n{}",
+        result.text()
+    );
+
+    let log = stack
+        .portcullis
+        .log_once(|line| {
+            line.contains("portcullis::access") && line.contains("/echo/public/upload")
+        })
+        .await;
+    let access = log
+        .lines()
+        .find(|line| line.contains("portcullis::access") && line.contains("/echo/public/upload"))
+        .unwrap_or_else(|| panic!("expected an access line for the request, log:\n{log}"));
+    assert!(
+        access.contains("InvalidChunk"),
+        "expected the access line to name the client's error: {access}"
+    );
+    let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
+    assert!(
+        errors.is_empty(),
+        "a client's malformed body is not a server error, got:\n{}",
+        errors.join("\n")
+    );
+}
+
 /// Returns the value of the metric line starting with `name ` on `/metrics`.
 async fn metric(stack: &ScimStack, name: &str) -> f64 {
     let url = stack.portcullis.admin_url("/metrics");
