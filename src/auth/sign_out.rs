@@ -163,7 +163,12 @@ impl Auth {
     }
 }
 
-/// The page that asks a browser arriving from elsewhere to confirm.
+/// The page that asks a browser arriving from elsewhere to confirm. Its
+/// form's POST must carry this origin in `Origin`, which browsers replace
+/// with `null` under the default `no-referrer` policy of local responses.
+/// Without it the POST would rely on `Sec-Fetch-Site` alone, which older
+/// browsers (Safari before 16.4) do not send. `same-origin` still keeps the
+/// page's URL from other sites.
 fn confirm_page() -> LocalResponse {
     LocalResponse::form_page(
         StatusCode::OK,
@@ -172,6 +177,7 @@ fn confirm_page() -> LocalResponse {
         SIGN_OUT_PATH,
         "Sign out",
     )
+    .with_header(http::header::REFERRER_POLICY, "same-origin")
 }
 
 fn forbidden(api_client: bool) -> LocalResponse {
@@ -345,5 +351,20 @@ mod tests {
             "form missing: {body}"
         );
         assert!(body.contains("<button type=\"submit\">Sign out</button>"));
+    }
+
+    #[test]
+    fn confirm_page_lets_form_send_origin() {
+        let header = confirm_page().to_header().expect("valid header");
+        let policies: Vec<_> = header
+            .headers
+            .get_all(http::header::REFERRER_POLICY)
+            .iter()
+            .collect();
+        assert_eq!(
+            policies,
+            ["same-origin"],
+            "a no-referrer policy makes the form's POST send Origin: null"
+        );
     }
 }

@@ -590,6 +590,115 @@ fn example_files_are_valid() {
     }
 }
 
+/// A deserializer that records the field names a derived `Deserialize`
+/// requests, and then fails, so a test can list the keys of a section.
+struct FieldNames(Vec<&'static str>);
+
+/// The error [`FieldNames`] ends with.
+#[derive(Debug)]
+struct Recorded;
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("field names recorded")
+    }
+}
+
+impl std::error::Error for Recorded {}
+
+impl serde::de::Error for Recorded {
+    fn custom<T: std::fmt::Display>(_message: T) -> Self {
+        Recorded
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for &mut FieldNames {
+    type Error = Recorded;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        _visitor: V,
+    ) -> Result<V::Value, Recorded> {
+        Err(Recorded)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Recorded> {
+        self.0.extend_from_slice(fields);
+        Err(Recorded)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// Returns the keys of the section that `T` deserializes.
+fn section_keys<'de, T: serde::Deserialize<'de>>() -> Vec<&'static str> {
+    let mut recorder = FieldNames(Vec::new());
+    let _ = T::deserialize(&mut recorder);
+    recorder.0
+}
+
+/// Returns `(section, key)` for every key the file sets or shows commented
+/// out as `# key = value`.
+fn documented_keys(text: &str) -> Vec<(String, String)> {
+    let mut section = String::new();
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            continue;
+        }
+        let setting = line.strip_prefix("# ").unwrap_or(line);
+        let Some((key, _)) = setting.split_once(" = ") else {
+            continue;
+        };
+        if key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            keys.push((section.clone(), key.to_owned()));
+        }
+    }
+    keys
+}
+
+#[test]
+fn example_file_shows_every_key() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/portcullis.example.toml");
+    let text = std::fs::read_to_string(&path).expect("the example file is readable");
+    let documented = documented_keys(&text);
+    let sections = [
+        ("server", section_keys::<ServerConfig>()),
+        ("upstream", section_keys::<UpstreamConfig>()),
+        ("oidc", section_keys::<OidcConfig>()),
+        ("session", section_keys::<SessionConfig>()),
+        ("scim", section_keys::<ScimConfig>()),
+        ("directory", section_keys::<DirectoryConfig>()),
+        ("access", section_keys::<AccessConfig>()),
+        ("log", section_keys::<LogConfig>()),
+    ];
+    let mut section_names: Vec<&str> = sections.iter().map(|(name, _)| *name).collect();
+    section_names.sort_unstable();
+    let mut config_sections = section_keys::<Config>();
+    config_sections.sort_unstable();
+    assert_eq!(section_names, config_sections, "sections checked here");
+    for (section, keys) in sections {
+        assert!(!keys.is_empty(), "[{section}] has keys");
+        for key in keys {
+            assert!(
+                documented.iter().any(|(s, k)| s == section && k == key),
+                "config/portcullis.example.toml does not show {section}.{key}"
+            );
+        }
+    }
+}
+
 #[test]
 fn errors_never_show_secret_values() {
     let unterminated = MINIMAL.replace("\"s3cret\"", "\"TOPSECRET-VALUE");

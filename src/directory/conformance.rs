@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             indexed_values_up_to_limit,
             user_name_unique_case_insensitive,
             external_id_unique_for_users,
+            empty_external_id_never_clashes,
             concurrent_external_id_one_success,
             display_name_unique_for_groups,
             lookups_follow_case_rules,
@@ -1074,6 +1075,57 @@ pub(crate) async fn external_id_unique_for_users(fixture: &dyn Fixture) {
         reused.is_ok(),
         "a deleted User frees its externalId: {reused:?}"
     );
+}
+
+pub(crate) async fn empty_external_id_never_clashes(fixture: &dyn Fixture) {
+    let directory = fixture.directory();
+    let mut ids = Vec::new();
+    for user_name in ["alice", "bob"] {
+        let created = directory
+            .create(ResourceKind::User, user_with_external_id(user_name, ""))
+            .await;
+        let created = created.unwrap_or_else(|error| {
+            panic!("an empty externalId counts as none, so {user_name} is created: {error:?}")
+        });
+        assert_eq!(
+            created.document["externalId"],
+            json!(""),
+            "the document keeps the value as sent"
+        );
+        ids.push(created.id);
+    }
+    let carol = create_user(&*directory, "carol").await;
+    let replaced = directory
+        .replace(
+            ResourceKind::User,
+            &carol.id,
+            user_with_external_id("carol", ""),
+            None,
+        )
+        .await;
+    assert!(
+        replaced.is_ok(),
+        "a replace to an empty externalId: {replaced:?}"
+    );
+    assert_eq!(
+        lookup_ids(
+            &*directory,
+            ResourceKind::User,
+            Lookup::ExternalId(String::new())
+        )
+        .await,
+        Vec::<String>::new(),
+        "an empty externalId identifies no User"
+    );
+
+    let groups = [
+        json!({"displayName": "Admins", "externalId": ""}),
+        json!({"displayName": "Readers", "externalId": ""}),
+    ];
+    for group in groups {
+        let created = directory.create(ResourceKind::Group, group).await;
+        assert!(created.is_ok(), "Groups never clash: {created:?}");
+    }
 }
 
 pub(crate) async fn concurrent_external_id_one_success(fixture: &dyn Fixture) {

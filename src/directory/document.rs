@@ -18,7 +18,8 @@ pub(crate) struct PreparedUser {
     pub document: Value,
     /// `userName` case-folded, unique among users.
     pub user_name_key: String,
-    /// `externalId` as sent, matched case-exact.
+    /// `externalId` as sent, matched case-exact and unique among users.
+    /// An empty `externalId` is stored as none, so it never clashes.
     pub external_id: Option<String>,
     /// `displayName` case-folded, not unique among users.
     pub display_name_key: Option<String>,
@@ -76,7 +77,11 @@ pub(crate) fn prepare_user(document: Value) -> Result<PreparedUser, DirectoryErr
 
     let user_name = indexed(required_string(&attributes, "userName")?, "userName")?;
     let user_name_key = fold_case(user_name);
-    let external_id = optional_indexed(&attributes, "externalId")?.map(str::to_owned);
+    // An empty externalId identifies no one: session revocation and the
+    // login match skip it, so the unique index must not count it either.
+    let external_id = optional_indexed(&attributes, "externalId")?
+        .filter(|external_id| !external_id.is_empty())
+        .map(str::to_owned);
     let display_name_key = optional_indexed(&attributes, "displayName")?.map(fold_case);
     let email_keys = email_keys(&attributes)?;
 
@@ -162,6 +167,10 @@ pub(crate) fn lookup_condition(kind: ResourceKind, lookup: Option<&Lookup>) -> C
     };
     let (column, value) = match (kind, lookup) {
         (_, Lookup::Id(id)) => (IndexedColumn::Id, id.clone()),
+        // The index contains no empty externalId of a User (see prepare_user).
+        (ResourceKind::User, Lookup::ExternalId(id)) if id.is_empty() => {
+            return Condition::Nothing;
+        }
         (_, Lookup::ExternalId(id)) => (IndexedColumn::ExternalId, id.clone()),
         (_, Lookup::DisplayName(name)) => (IndexedColumn::DisplayNameKey, fold_case(name)),
         (ResourceKind::User, Lookup::UserName(name)) => {

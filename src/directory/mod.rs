@@ -126,7 +126,8 @@ pub enum Lookup {
     Id(String),
     /// `userName eq`, case-insensitive. Matches no Group.
     UserName(String),
-    /// `externalId eq`, case-exact.
+    /// `externalId eq`, case-exact. An empty value matches no User,
+    /// because a User's empty `externalId` counts as none.
     ExternalId(String),
     /// `displayName eq`, case-insensitive.
     DisplayName(String),
@@ -162,7 +163,7 @@ pub struct Listing {
 /// copy, so concurrent writers racing for one value get exactly one success
 /// and [`DirectoryError::Conflict`] for the others. A User's `externalId` is
 /// unique too, compared exactly, because logins are matched against it; a
-/// Group's is not.
+/// Group's is not. Users without one, or with an empty one, never clash.
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// Creates a resource and assigns its id. `id`, `meta` (and a User's

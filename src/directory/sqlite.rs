@@ -1009,13 +1009,9 @@ mod tests {
         );
     }
 
-    /// A version 1 database in which two Users share an externalId cannot
-    /// take the unique index of version 2, and the error names the fix.
-    #[tokio::test]
-    async fn duplicate_external_ids_stop_migration() {
-        let folder = tempfile::tempdir().expect("create a temporary folder");
-        let path = folder.path().join("d.db");
-        let path = path.to_str().expect("UTF-8 path");
+    /// Opens a new directory at `path` and takes its schema back to version
+    /// 1, whose externalId index is not unique.
+    async fn open_at_version_1(path: &str) -> SqliteDirectory {
         let directory = SqliteDirectory::open(path).await.expect("open");
         directory
             .writer
@@ -1026,6 +1022,17 @@ mod tests {
             )
             .await
             .expect("go back to schema version 1");
+        directory
+    }
+
+    /// A version 1 database in which two Users share an externalId cannot
+    /// take the unique index of version 2, and the error names the fix.
+    #[tokio::test]
+    async fn duplicate_external_ids_stop_migration() {
+        let folder = tempfile::tempdir().expect("create a temporary folder");
+        let path = folder.path().join("d.db");
+        let path = path.to_str().expect("UTF-8 path");
+        let directory = open_at_version_1(path).await;
         for user_name in ["alice", "bob"] {
             directory
                 .create(
@@ -1043,6 +1050,36 @@ mod tests {
             matches!(reopened, Err(DirectoryError::Internal(ref message)) if message.contains("externalId")),
             "{reopened:?}"
         );
+    }
+
+    /// Users that an earlier release stored with an empty externalId do not
+    /// stop the unique index of version 2, because an empty one counts as none.
+    #[tokio::test]
+    async fn empty_external_ids_migrate() {
+        let folder = tempfile::tempdir().expect("create a temporary folder");
+        let path = folder.path().join("d.db");
+        let path = path.to_str().expect("UTF-8 path");
+        let directory = open_at_version_1(path).await;
+        for user_name in ["alice", "bob"] {
+            directory
+                .create(
+                    ResourceKind::User,
+                    serde_json::json!({"userName": user_name, "externalId": ""}),
+                )
+                .await
+                .expect("create");
+        }
+        // An earlier release indexed the empty value as it was sent.
+        directory
+            .writer
+            .execute("UPDATE users SET external_id = ''")
+            .await
+            .expect("store the empty externalIds as an earlier release did");
+        directory.writer.close().await;
+        directory.reader.close().await;
+
+        let reopened = SqliteDirectory::open(path).await;
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
     }
 
     #[tokio::test]

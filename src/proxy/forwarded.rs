@@ -145,6 +145,17 @@ impl ForwardedHeaders {
             }
         }
     }
+
+    /// Sets `Host` to the host of `server.public_url` when the client sent
+    /// none, as HTTP/1.0 clients may. The request goes to the dashboard as
+    /// HTTP/1.1, which requires `Host` (RFC 9112 section 3.2), and the
+    /// public host is the one the client reached.
+    pub fn set_missing_host(&self, request: &mut RequestHeader) {
+        if !request.headers.contains_key(http::header::HOST) {
+            // A static name and a value built from a parsed URL are valid.
+            let _ = request.insert_header(http::header::HOST, self.public_host.clone());
+        }
+    }
 }
 
 /// Lists the headers to remove: the rewrite headers from every peer, and the
@@ -223,6 +234,22 @@ mod tests {
 
     fn ip(text: &str) -> Option<IpAddr> {
         Some(text.parse().expect("a valid IP address"))
+    }
+
+    #[test]
+    fn missing_host_set_from_public_url() {
+        let rules = rules(&[]);
+        let mut without = request(&[]);
+        rules.set_missing_host(&mut without);
+        assert_eq!(values(&without, "host"), ["dash.example.com"]);
+
+        let mut with = request(&[("Host", "dash.example.com:8443")]);
+        rules.set_missing_host(&mut with);
+        assert_eq!(
+            values(&with, "host"),
+            ["dash.example.com:8443"],
+            "a client's Host is kept"
+        );
     }
 
     #[test]

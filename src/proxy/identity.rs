@@ -17,7 +17,9 @@ pub const PREFERRED_USERNAME: &str = "x-forwarded-preferred-username";
 pub const GROUPS_SOURCE: &str = "x-forwarded-groups-source";
 
 /// Headers that carry identity to the dashboard, or that other auth proxies
-/// use for it, so a dashboard reading any of them cannot be fooled.
+/// and dashboards' header login use for it, so a dashboard configured to
+/// read any of them cannot be fooled by a client that sends it. The README
+/// lists them under "Security defaults".
 const OWNED_HEADERS: &[&str] = &[
     USER,
     EMAIL,
@@ -25,12 +27,57 @@ const OWNED_HEADERS: &[&str] = &[
     PREFERRED_USERNAME,
     GROUPS_SOURCE,
     "x-forwarded-access-token",
-    "x-remote-user",
+    // Apache's REMOTE_USER convention, Authelia, Superset and Airflow.
     "remote-user",
+    "remote-email",
+    "remote-groups",
+    "remote-name",
+    // Kubernetes' authenticating-proxy headers and others of that family.
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-group",
+    "x-remote-groups",
+    // Generic names that dashboards are often configured to trust.
+    "x-user",
+    "x-email",
+    "x-username",
+    "x-user-email",
+    "x-authenticated-user",
+    "x-authenticated-email",
+    "x-authenticated-groups",
+    "x-authenticated-userid",
+    // OpenSearch Dashboards' proxy authentication.
+    "x-proxy-user",
+    "x-proxy-roles",
+    // Elasticsearch's run-as user.
+    "es-security-runas-user",
+    // Google Cloud IAP.
+    "x-goog-authenticated-user-email",
+    "x-goog-authenticated-user-id",
+    "x-goog-iap-jwt-assertion",
+    // Cloudflare Access.
+    "cf-access-authenticated-user-email",
+    "cf-access-jwt-assertion",
 ];
 
-/// Prefixes of identity headers set by other auth proxies.
-const OWNED_PREFIXES: &[&str] = &["x-auth-request-"];
+/// Prefixes of identity headers set by other auth proxies and read by
+/// dashboards' header login.
+const OWNED_PREFIXES: &[&str] = &[
+    // oauth2-proxy.
+    "x-auth-request-",
+    // Grafana's auth proxy (default `X-WEBAUTH-USER`), Gitea and Forgejo.
+    "x-webauth-",
+    // Kubernetes' authenticating proxy: `X-Remote-Extra-<key>`.
+    "x-remote-extra-",
+    // AWS Application Load Balancer's OIDC authentication.
+    "x-amzn-oidc-",
+    // Azure App Service authentication.
+    "x-ms-client-principal",
+    // Pomerium, authentik and Vouch Proxy.
+    "x-pomerium-",
+    "x-authentik-",
+    "x-vouch-",
+];
 
 /// Tells whether `name` is an identity header in any spelling: header names
 /// are case-insensitive, and some servers read `_` as `-`.
@@ -124,6 +171,23 @@ mod tests {
             "remote-user",
             "Remote_User",
             "x-forwarded-access-token",
+            "X-WEBAUTH-USER",
+            "x_webauth_email",
+            "X-User",
+            "x-email",
+            "X-Authenticated-User",
+            "X_Remote_Email",
+            "X-Remote-Group",
+            "x-remote-extra-scopes",
+            "X-Proxy-User",
+            "x-amzn-oidc-identity",
+            "X-MS-CLIENT-PRINCIPAL-NAME",
+            "x-ms-client-principal",
+            "x-goog-authenticated-user-email",
+            "Cf-Access-Authenticated-User-Email",
+            "X-Pomerium-Claim-Email",
+            "x-authentik-username",
+            "ES-Security-RunAs-User",
         ];
         for name in owned {
             assert!(is_identity_header(name), "{name} was not recognised");
@@ -133,6 +197,10 @@ mod tests {
             "x-forwarded-proto",
             "x-forwarded-host",
             "x-forwarded-users",
+            "x-user-agent",
+            "x-users",
+            "x-request-id",
+            "x-remote-addr",
             "forwarded",
             "user-agent",
             "cookie",

@@ -6,6 +6,7 @@ pub mod backchannel;
 pub mod connections;
 pub mod forwarded;
 pub mod identity;
+pub mod response_head;
 pub mod route;
 pub mod scim;
 pub mod upstream;
@@ -269,6 +270,7 @@ impl Portcullis {
             request.remove_header(&name);
         }
         self.settings.forwarded.apply(request, ctx.peer);
+        self.settings.forwarded.set_missing_host(request);
         if let Some(identity) = &ctx.identity {
             for (name, value) in identity::identity_headers(identity) {
                 // insert_header fails only for invalid names or values, and both were checked.
@@ -331,6 +333,16 @@ fn access_denied(
     }
 }
 
+/// Tells whether a request is for the SCIM endpoint, before routing has
+/// run: its normalised path is below `/scim/v2`, or its path was rejected
+/// and [`looks_like_scim`].
+fn is_scim_request(request: &RequestHeader) -> bool {
+    match request_path(request).and_then(route::normalise_path) {
+        Ok(path) => route::scim_subpath(&path).is_some(),
+        Err(_) => looks_like_scim(request),
+    }
+}
+
 /// Tells whether a request whose path was rejected was meant for SCIM, so
 /// the client gets SCIM JSON rather than an HTML page.
 fn looks_like_scim(request: &RequestHeader) -> bool {
@@ -361,8 +373,13 @@ fn failure_status(error: &Error) -> StatusCode {
     }
 }
 
-/// The error page for a browser, or JSON for an API client.
-fn failure_response(request: &RequestHeader, status: StatusCode) -> LocalResponse {
+/// Builds the error page for a browser, SCIM JSON for a SCIM client, or
+/// JSON for another API client.
+fn failure_response(
+    request: &RequestHeader,
+    status: StatusCode,
+    route: Option<Route>,
+) -> LocalResponse {
     let (title, message, code) = match status {
         StatusCode::GATEWAY_TIMEOUT => (
             "Dashboard timed out",
@@ -380,7 +397,9 @@ fn failure_response(request: &RequestHeader, status: StatusCode) -> LocalRespons
             "request_failed",
         ),
     };
-    if route::is_navigation(&request.method, &request.headers) {
+    if route == Some(Route::Scim) {
+        scim::error_response(status, message)
+    } else if route::is_navigation(&request.method, &request.headers) {
         LocalResponse::page(status, title, message, None)
     } else {
         LocalResponse::json_error(status, code, message)
@@ -399,8 +418,15 @@ fn request_head_bytes(request: &RequestHeader) -> usize {
     line + headers
 }
 
-/// The 431 for a request whose head exceeds `server.max_request_header_bytes`.
-fn header_too_large(request: &RequestHeader) -> LocalResponse {
+/// Builds the 431 for a request whose head exceeds `limit`, the value of
+/// `server.max_request_header_bytes`.
+fn header_too_large(request: &RequestHeader, limit: usize) -> LocalResponse {
+    if is_scim_request(request) {
+        return scim::error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!("the request head is larger than the limit of {limit} bytes"),
+        );
+    }
     let message =
         "The request headers are too large. Clearing this site's cookies usually fixes it.";
     if route::is_navigation(&request.method, &request.headers) {
@@ -535,7 +561,10 @@ impl ProxyHttp for Portcullis {
             // Pingora closes a connection whose request it did not read to
             // the end, so the client must be told.
             session.set_keepalive(None);
-            header_too_large(session.req_header()).send(session).await?;
+            let limit = self.settings.max_request_header_bytes;
+            header_too_large(session.req_header(), limit)
+                .send(session)
+                .await?;
             return Ok(true);
         }
         let response = match self.decide(session.req_header(), ctx).await {
@@ -589,6 +618,13 @@ impl ProxyHttp for Portcullis {
         if self.lifecycle.is_draining() || session.is_process_shutting_down() {
             session.set_keepalive(None);
         }
+        response_head::remove_hop_by_hop(upstream_response);
+        let request = session.req_header();
+        let framing =
+            response_head::frame_for_http10(request.version, &request.method, upstream_response);
+        if framing == response_head::Http10Framing::UntilClose {
+            session.set_keepalive(None);
+        }
         if let Some(cookie) = ctx.set_cookie.take() {
             upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -606,7 +642,7 @@ impl ProxyHttp for Portcullis {
             // The connection is closed after this response, so the client
             // must be told not to send another request on it.
             session.set_keepalive(None);
-            let response = failure_response(session.req_header(), status);
+            let response = failure_response(session.req_header(), status, ctx.route);
             if let Err(write_error) = response.send(session).await {
                 tracing::debug!(error = %write_error, request_id = %ctx.request_id, "cannot write error page");
             }
@@ -615,6 +651,17 @@ impl ProxyHttp for Portcullis {
             error_code: status.as_u16(),
             can_reuse_downstream: false,
         }
+    }
+
+    /// Keeps Pingora's ERROR line for a failed request only when portcullis
+    /// or the dashboard failed. A client that sent a malformed body or went
+    /// away is no fault of the server, so its access line alone names it.
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestContext, error: &Error) -> bool {
+        let client_caused = *error.esource() == ErrorSource::Downstream;
+        if client_caused {
+            tracing::debug!(error = %error, request_id = %ctx.request_id, "request failed on the client's side");
+        }
+        client_caused
     }
 
     async fn logging(

@@ -83,9 +83,10 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
 }
 
 /// Tells whether a request of any method comes from fetch, XHR or a
-/// non-browser client that wants JSON rather than pages: it names a fetch
-/// mode other than `navigate`, carries `X-Requested-With`, or accepts JSON
-/// but not HTML.
+/// non-browser client that wants JSON rather than pages. Such a request
+/// names a fetch mode other than `navigate`, carries `X-Requested-With`, or
+/// accepts a JSON media type but not HTML. JSON is `application/json` or
+/// any `application/*+json`, such as SCIM's `application/scim+json`.
 pub fn is_api_client(headers: &HeaderMap) -> bool {
     if headers.contains_key("x-requested-with") {
         return true;
@@ -95,14 +96,36 @@ pub fn is_api_client(headers: &HeaderMap) -> bool {
             return true;
         }
     }
-    let accept = headers
+    let mut accepts_json = false;
+    let mut accepts_html = false;
+    for media_range in accepted_media_ranges(headers) {
+        accepts_json |= is_json_media_type(&media_range);
+        accepts_html |= media_range == "text/html";
+    }
+    accepts_json && !accepts_html
+}
+
+/// Returns the media ranges of every `Accept` header, lower case and
+/// without their parameters (`q` and others).
+fn accepted_media_ranges(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
         .get_all(http::header::ACCEPT)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",")
-        .to_ascii_lowercase();
-    accept.contains("application/json") && !accept.contains("text/html")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|range| {
+            let media_type = range.split(';').next().unwrap_or_default();
+            media_type.trim().to_ascii_lowercase()
+        })
+}
+
+/// Tells whether a lower-case media type is JSON: `application/json`, or
+/// `application/<name>+json` with the structured syntax suffix of RFC 6839.
+fn is_json_media_type(media_type: &str) -> bool {
+    let Some(subtype) = media_type.strip_prefix("application/") else {
+        return false;
+    };
+    subtype == "json" || (subtype.len() > "+json".len() && subtype.ends_with("+json"))
 }
 
 #[cfg(test)]
@@ -172,7 +195,7 @@ mod tests {
     #[test]
     fn navigation_detection() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
-        let cases: [Case; 10] = [
+        let cases: [Case; 19] = [
             ("GET", &[], true),
             (
                 "GET",
@@ -195,6 +218,27 @@ mod tests {
                 false,
             ),
             ("POST", &[("accept", "text/html")], false),
+            ("GET", &[("accept", "application/scim+json")], false),
+            ("GET", &[("accept", "application/vnd.api+json")], false),
+            (
+                "GET",
+                &[("accept", "Application/Problem+JSON; charset=utf-8")],
+                false,
+            ),
+            ("GET", &[("accept", "application/json;q=0.9")], false),
+            (
+                "GET",
+                &[("accept", "text/plain"), ("accept", "application/json")],
+                false,
+            ),
+            ("GET", &[("accept", "application/+json")], true),
+            ("GET", &[("accept", "application/jsonp")], true),
+            ("GET", &[("accept", "text/json")], true),
+            (
+                "GET",
+                &[("accept", "text/html, application/vnd.api+json")],
+                true,
+            ),
         ];
         for (method, headers, expected) in cases {
             let mut map = HeaderMap::new();

@@ -96,10 +96,17 @@ fn read_failed(error: &pingora::Error) -> ScimError {
 /// Answers a request under `/scim/v2` whose path was rejected, in SCIM
 /// JSON like every other SCIM error.
 pub fn rejected_path(error: &crate::web::path::PathError) -> LocalResponse {
+    error_response(http::StatusCode::BAD_REQUEST, &error.to_string())
+}
+
+/// Builds a SCIM error without a `scimType`, for a failure found outside
+/// the SCIM handler (a request head too large, a failed proxy phase), so a
+/// SCIM client gets SCIM JSON whatever its `Accept`.
+pub fn error_response(status: http::StatusCode, detail: &str) -> LocalResponse {
     to_local(ScimResponse::error(&ScimError::new(
-        400,
+        status.as_u16(),
         None,
-        error.to_string(),
+        detail,
     )))
 }
 

@@ -521,12 +521,21 @@ impl Resources {
         start_index: u64,
         count: u64,
     ) -> Result<(Vec<Value>, u64), ScimError> {
-        let lookup = index_lookup(filter, resource_type(kind)).map(|found| match found.attribute {
-            IndexedAttribute::Id => Lookup::Id(found.value),
-            IndexedAttribute::UserName => Lookup::UserName(found.value),
-            IndexedAttribute::ExternalId => Lookup::ExternalId(found.value),
-            IndexedAttribute::DisplayName => Lookup::DisplayName(found.value),
-            IndexedAttribute::EmailValue => Lookup::Email(found.value),
+        let lookup = index_lookup(filter, resource_type(kind)).and_then(|found| {
+            Some(match found.attribute {
+                IndexedAttribute::Id => Lookup::Id(found.value),
+                IndexedAttribute::UserName => Lookup::UserName(found.value),
+                // The index holds no User's empty externalId, so a filter on
+                // it reads every User.
+                IndexedAttribute::ExternalId
+                    if kind == ResourceKind::User && found.value.is_empty() =>
+                {
+                    return None;
+                }
+                IndexedAttribute::ExternalId => Lookup::ExternalId(found.value),
+                IndexedAttribute::DisplayName => Lookup::DisplayName(found.value),
+                IndexedAttribute::EmailValue => Lookup::Email(found.value),
+            })
         });
         // NOTE: a filter without such an equality scans every resource of
         // the kind. Okta and Entra always send one.

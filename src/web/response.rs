@@ -11,13 +11,23 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+/// The security headers that [`LocalResponse::to_header`] sets by default
+/// and that a response may set to another value.
+const SECURITY_HEADERS: [&str; 4] = [
+    "cache-control",
+    "x-content-type-options",
+    "referrer-policy",
+    "x-frame-options",
+];
+
 /// A response portcullis writes without calling the upstream.
 #[derive(Debug, Clone)]
 pub struct LocalResponse {
     /// Status code.
     pub status: StatusCode,
-    /// Headers besides the security headers, `Content-Type` and
-    /// `Content-Length`; `Set-Cookie` may repeat.
+    /// Headers besides `Content-Type` and `Content-Length`; `Set-Cookie` may
+    /// repeat. One of the security headers listed here replaces the default
+    /// value of [`LocalResponse::to_header`].
     pub headers: Vec<(http::HeaderName, String)>,
     /// `Content-Type` of the body, if there is one.
     pub content_type: Option<&'static str>,
@@ -120,7 +130,11 @@ impl LocalResponse {
         }
         header.insert_header(http::header::CONTENT_LENGTH, self.body.len().to_string())?;
         for (name, value) in &self.headers {
-            header.append_header(name.clone(), value.as_str())?;
+            if SECURITY_HEADERS.contains(&name.as_str()) {
+                header.insert_header(name.clone(), value.as_str())?;
+            } else {
+                header.append_header(name.clone(), value.as_str())?;
+            }
         }
         Ok(header)
     }

@@ -1,10 +1,14 @@
 //! Client connections driven byte by byte: pipelined HTTP/1.1 requests,
-//! HTTP/1.0 clients, the connection cap and the request head timeout.
+//! HTTP/1.0 clients, the dashboard's hop-by-hop headers, the connection cap
+//! and the request head timeout.
 
 use std::time::Duration;
 
-use crate::support::raw_http::{exchange, read_until_idle, Exchange, RawResponse};
+use reqwest::Url;
+
+use crate::support::raw_http::{self, exchange, read_until_idle, Exchange, RawResponse};
 use crate::support::scim::ScimStack;
+use crate::support::{Echo, Stack};
 
 /// How long a read waits for more bytes before the connection counts as
 /// left open by the server.
@@ -15,12 +19,44 @@ const IDLE: Duration = Duration::from_secs(2);
 const PUBLIC_PATHS: (&str, &str) = ("PORTCULLIS_ACCESS__PUBLIC_PATHS", "/echo/public/");
 
 fn address(stack: &ScimStack) -> String {
-    let url = &stack.portcullis.proxy;
+    url_address(&stack.portcullis.proxy)
+}
+
+fn url_address(url: &Url) -> String {
     format!(
         "{}:{}",
         url.host_str().expect("proxy URL has a host"),
         url.port().expect("proxy URL has a port")
     )
+}
+
+/// Starts a stack with the sample dashboard, whose streamed, echo and
+/// hop-by-hop paths are public so that raw requests reach it.
+async fn dashboard_stack() -> Stack {
+    Stack::start_with_env(&[(
+        "PORTCULLIS_ACCESS__PUBLIC_PATHS",
+        "/echo/public/ /stream /hop-by-hop",
+    )])
+    .await
+}
+
+/// The body of the dashboard's `/stream`.
+const STREAM_BODY: &str = "chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n";
+
+/// Splits the bytes of one response into its head, in lower case, and
+/// its body as received.
+fn split_raw(received: &[u8]) -> (String, Vec<u8>) {
+    let end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "response has no end of headers: {:?}",
+                String::from_utf8_lossy(received)
+            )
+        });
+    let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+    (head, received[end + 4..].to_vec())
 }
 
 fn get(path: &str, accept: &str) -> String {
@@ -238,6 +274,170 @@ async fn http10_local_responses() {
         !stack.portcullis.log().contains("panicked"),
         "expected no panic:\n{}",
         stack.portcullis.log()
+    );
+}
+
+#[tokio::test]
+async fn http10_stream_is_close_delimited() {
+    let stack = dashboard_stack().await;
+    let address = url_address(&stack.portcullis.proxy);
+    let cases = [
+        ("HTTP/1.0", ""),
+        (
+            "HTTP/1.0 asking for keep-alive",
+            "Connection: keep-alive\r\n",
+        ),
+    ];
+    for (name, connection) in cases {
+        let request = format!("GET /stream HTTP/1.0\r\nHost: portcullis.test\r\n{connection}\r\n");
+        let result = exchange(&address, request.as_bytes(), IDLE).await;
+        let (head, body) = split_raw(&result.received);
+        assert!(
+            head.starts_with("http/1.1 200 ") || head.starts_with("http/1.0 200 "),
+            "{name}: expected 200, got:\n{}",
+            result.text()
+        );
+        assert!(
+            !head.contains("transfer-encoding"),
+            "{name}: Transfer-Encoding is forbidden in a response to HTTP/1.0, got:\n{head}"
+        );
+        assert!(
+            !head.contains("content-length"),
+            "{name}: the stream's length is unknown, got:\n{head}"
+        );
+        assert!(
+            head.contains("\r\nconnection: close"),
+            "{name}: expected the close to be announced, got:\n{head}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            STREAM_BODY,
+            "{name}: expected the body as sent, without chunk framing"
+        );
+        assert!(
+            result.closed,
+            "{name}: a body without length ends with the connection"
+        );
+    }
+
+    // An HTTP/1.1 client still gets the stream chunked on a kept connection.
+    let request = "GET /stream HTTP/1.1\r\nHost: portcullis.test\r\n\r\n";
+    let result = exchange(&address, request.as_bytes(), IDLE).await;
+    let responses = result.responses();
+    assert_eq!(statuses(&responses), vec![200], "got:\n{}", result.text());
+    assert_eq!(responses[0].header("transfer-encoding"), Some("chunked"));
+    assert_eq!(responses[0].text(), STREAM_BODY);
+    assert!(
+        !result.closed,
+        "expected the HTTP/1.1 connection to stay open"
+    );
+}
+
+#[tokio::test]
+async fn http10_without_host_gets_public_host() {
+    let stack = dashboard_stack().await;
+    // server.public_url is the proxy's own address in the test stacks.
+    let address = url_address(&stack.portcullis.proxy);
+    let cases = [
+        ("without Host", "", address.as_str()),
+        ("with Host", "Host: portcullis.test\r\n", "portcullis.test"),
+    ];
+    for (name, host, expected) in cases {
+        let request =
+            format!("GET /echo/public/host HTTP/1.0\r\n{host}Accept: application/json\r\n\r\n");
+        let result = exchange(&address, request.as_bytes(), IDLE).await;
+        let responses = result.responses();
+        assert_eq!(
+            statuses(&responses),
+            vec![200],
+            "{name}: got:\n{}",
+            result.text()
+        );
+        let echo: Echo = serde_json::from_slice(&responses[0].body)
+            .unwrap_or_else(|e| panic!("{name}: expected the echo ({e}), got:\n{}", result.text()));
+        assert_eq!(
+            echo.single("host"),
+            expected,
+            "{name}: expected the dashboard's Host"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dashboard_hop_by_hop_headers_removed() {
+    let stack = dashboard_stack().await;
+    let hop_by_hop = ["keep-alive", "proxy-connection", "x-upstream-hop"];
+    for path in ["/hop-by-hop", "/echo/public/keep-alive"] {
+        let response = raw_http::get(&stack.proxy_url(path), &[]).await;
+        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+        for name in hop_by_hop {
+            assert_eq!(
+                response.header(name),
+                None,
+                "GET {path}: expected the dashboard's {name} to be removed"
+            );
+        }
+        assert_eq!(
+            response.header("connection"),
+            Some("close"),
+            "GET {path}: expected portcullis's own Connection"
+        );
+    }
+    let response = raw_http::get(&stack.proxy_url("/hop-by-hop"), &[]).await;
+    assert_eq!(
+        response.header("x-upstream-end-to-end"),
+        Some("kept"),
+        "expected end-to-end headers to pass"
+    );
+    assert_eq!(response.text(), "hop-by-hop\n");
+
+    // On a kept connection the only keep-alive timing is portcullis's.
+    let address = url_address(&stack.portcullis.proxy);
+    let request = "GET /echo/public/kept HTTP/1.1\r\nHost: portcullis.test\r\n\r\n";
+    let result = exchange(&address, request.as_bytes(), IDLE).await;
+    let responses = result.responses();
+    assert_eq!(statuses(&responses), vec![200], "got:\n{}", result.text());
+    assert_eq!(responses[0].header("connection"), Some("keep-alive"));
+    assert_eq!(
+        responses[0].header("keep-alive"),
+        None,
+        "expected no Keep-Alive from the dashboard"
+    );
+}
+
+#[tokio::test]
+async fn malformed_chunked_body_not_an_error() {
+    let stack = ScimStack::start(&[PUBLIC_PATHS]).await;
+    let address = address(&stack);
+    let request = "POST /echo/public/upload HTTP/1.1\r\nHost: portcullis.test\r\n\
+                   Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+                   zz\r\nhello\r\n0\r\n\r\n";
+    let result = exchange(&address, request.as_bytes(), IDLE).await;
+    assert!(
+        result.closed,
+        "expected the connection to end after the malformed body, got:\n{}",
+        result.text()
+    );
+
+    let log = stack
+        .portcullis
+        .log_once(|line| {
+            line.contains("portcullis::access") && line.contains("/echo/public/upload")
+        })
+        .await;
+    let access = log
+        .lines()
+        .find(|line| line.contains("portcullis::access") && line.contains("/echo/public/upload"))
+        .unwrap_or_else(|| panic!("expected an access line for the request, log:\n{log}"));
+    assert!(
+        access.contains("InvalidChunk"),
+        "expected the access line to name the client's error: {access}"
+    );
+    let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
+    assert!(
+        errors.is_empty(),
+        "a client's malformed body is not a server error, got:\n{}",
+        errors.join("\n")
     );
 }
 

@@ -67,6 +67,10 @@ async fn token_commands() {
         !table.contains(&kept_token),
         "expected token list never to show a secret, got:\n{table}"
     );
+    assert!(
+        table.ends_with('\n'),
+        "expected token list to end with a newline, got {table:?}"
+    );
     let row = token_row(&table, "e2e");
     assert!(
         row[0].starts_with("tok_"),

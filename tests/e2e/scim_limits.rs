@@ -1,4 +1,5 @@
-//! The SCIM request body limit (`scim.max_body_bytes`) and
+//! The SCIM request body limit (`scim.max_body_bytes`), the request head
+//! limit (`server.max_request_header_bytes`) on SCIM paths and
 //! `Expect: 100-continue`, over HTTP against the real binary.
 
 use std::process::Command;
@@ -6,7 +7,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::scim::{raw_exchange, ScimClient, ScimStack, USER_URN};
+use crate::support::raw_http;
+use crate::support::scim::{
+    raw_exchange, ScimClient, ScimStack, ERROR_URN, SCIM_MEDIA_TYPE, USER_URN,
+};
 
 /// The body limit the tests configure, in bytes.
 const LIMIT: usize = 2048;
@@ -157,5 +161,50 @@ async fn expect_continue_no_stall() {
             "{request}: took {:?}; curl waited for 100 Continue",
             result.total_time
         );
+    }
+}
+
+#[tokio::test]
+async fn oversized_head_gets_scim_431() {
+    let stack = ScimStack::start(&[("PORTCULLIS_SERVER__MAX_REQUEST_HEADER_BYTES", "4096")]).await;
+    let token = format!("Bearer {}", stack.portcullis.token());
+    let padding = "a".repeat(5000);
+    // Whatever the client accepts, a SCIM path gets a SCIM error.
+    let cases = [
+        (
+            "/scim/v2/Users",
+            "text/html,application/xhtml+xml,*/*;q=0.8",
+        ),
+        ("/scim/v2/Users", "application/scim+json"),
+        ("/SCIM/V2/Groups", "*/*"),
+        ("/scim/v2", ""),
+    ];
+    for (path, accept) in cases {
+        let url = stack.portcullis.proxy_url(path);
+        let mut headers = vec![("Authorization", token.as_str()), ("X-Padding", &padding)];
+        if !accept.is_empty() {
+            headers.push(("Accept", accept));
+        }
+        let response = raw_http::get(&url, &headers).await;
+        let case = format!("GET {path} with Accept {accept:?}");
+        assert_eq!(
+            response.status,
+            431,
+            "{case}: expected 431, got body:\n{}",
+            response.text()
+        );
+        assert_eq!(
+            response.header("content-type"),
+            Some(SCIM_MEDIA_TYPE),
+            "{case}: expected a SCIM error"
+        );
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or_else(|e| {
+            panic!(
+                "{case}: expected a JSON body ({e}), got:\n{}",
+                response.text()
+            )
+        });
+        assert_eq!(body["schemas"], json!([ERROR_URN]), "{case}: {body}");
+        assert_eq!(body["status"], json!("431"), "{case}: {body}");
     }
 }

@@ -112,6 +112,7 @@ const CAROL: &str = "carol@other.test";
 
 both_backends!(
     filter_operators,
+    empty_external_id_filter,
     filtered_paging,
     non_ascii_user_name,
     filter_meta_dates,
@@ -209,6 +210,26 @@ async fn filter_operators(backend: Backend) {
             &format!("filter {filter}"),
         );
     }
+}
+
+/// Users with an empty `externalId` do not clash in the unique index, and a
+/// filter on the empty value still finds them.
+async fn empty_external_id_filter(backend: Backend) {
+    let fixture = Fixture::new(backend).await;
+    People::create(&fixture).await;
+    let empty = ["dave@example.com", "erin@example.com"];
+    for user_name in empty {
+        let user = json!({ "schemas": [USER], "userName": user_name, "externalId": "" });
+        let reply = fixture.post("/Users", &user).await;
+        reply.expect_status(201, &format!("POST {user_name} with an empty externalId"));
+        assert_eq!(reply.body["externalId"], json!(""), "stored as sent");
+    }
+    let filter = "externalId eq \"\"";
+    let reply = fixture
+        .get(&format!("/Users{}", filter_query(filter, "")))
+        .await;
+    reply.expect_status(200, &format!("filter {filter}"));
+    assert_eq!(user_names(&reply.body), empty, "filter {filter}");
 }
 
 async fn filtered_paging(backend: Backend) {
