@@ -4,10 +4,13 @@
 # binary, CA certificates (for the OpenID provider's HTTPS) and a non-root user.
 
 # Cargo.toml requires Rust 1.85 or later; 1.95 is the toolchain the test
-# suite runs with.
-ARG RUST_VERSION=1.95
+# suite runs with. scripts/check-image.sh builds from stand-ins for both
+# base images that it makes locally, because the test machines cannot pull
+# from Docker Hub.
+ARG BUILD_IMAGE=rust:1.95-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM rust:${RUST_VERSION}-bookworm AS builder
+FROM ${BUILD_IMAGE} AS builder
 # Pingora's build needs cmake.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake \
@@ -18,7 +21,7 @@ COPY src ./src
 RUN cargo build --release --locked --bin portcullis \
     && install -m 0755 target/release/portcullis /portcullis
 
-FROM debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*

@@ -2,7 +2,9 @@
 # Run every check and test of portcullis: rustfmt, clippy with warnings as
 # errors, then `cargo test --all-targets`, which also runs the end-to-end tests
 # under tests/. Those start their own redis-server, OpenID provider and
-# upstream on free ports. Then each fuzz target in fuzz/ runs for 10 seconds.
+# upstream on free ports. Then each fuzz target in fuzz/ runs for 10 seconds,
+# the Helm chart is checked, the quick start signs in, and the container
+# image is built from the Dockerfile and signed in through.
 # NOTE: `--all-targets` does not run doctests.
 #
 # Extra arguments go to `cargo test`, for example:
@@ -42,3 +44,9 @@ bash scripts/check-chart.sh
 # dev-dependencies enable more features of shared crates.
 echo "test: scripts/quickstart.sh --check"
 PORTCULLIS_BINARY="${CARGO_TARGET_DIR:-target}/debug/portcullis" bash scripts/quickstart.sh --check
+
+# The Dockerfile, built with podman on stand-ins for its base images, and
+# the same sign-in through a container of the image. The first run builds
+# release binaries inside the image, which takes several minutes.
+echo "test: scripts/check-image.sh"
+bash scripts/check-image.sh
