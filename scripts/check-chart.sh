@@ -7,7 +7,12 @@
 # Several replicas with in-memory sessions or with SQLite must fail to
 # render with the chart's message. The Sentinel and Cluster URL forms must
 # reach the Secret unchanged, and a rediss:// URL, which portcullis cannot
-# use, must fail the values schema.
+# use, must fail the values schema. Each rendered configuration must pass
+# `portcullis check-config`. The pod checksum must change with the
+# configuration only, NOTES.txt must give the Okta values, and the README's
+# helm install command and sidecar snippet must render and validate.
+# The portcullis binary is PORTCULLIS_BINARY, or target/debug/portcullis,
+# built when missing.
 # Prints one line per check and ends with "N passed, N failed"; exits 1
 # when any check failed.
 set -euo pipefail
@@ -23,6 +28,12 @@ tools_dir="$repo_root/.run/tools"
 helm="$tools_dir/bin/helm"
 validate="$repo_root/.venv-k8s/bin/kubernetes-validate"
 yamllint="$repo_root/.venv-k8s/bin/yamllint"
+python="$repo_root/.venv-k8s/bin/python"
+portcullis="${PORTCULLIS_BINARY:-${CARGO_TARGET_DIR:-target}/debug/portcullis}"
+if [[ ! -x "$portcullis" ]]; then
+  echo "check-chart: building $portcullis for check-config"
+  cargo build --quiet --bin portcullis
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -88,7 +99,98 @@ for values in "$chart"/ci/*-values.yaml; do
   else
     fail "yamllint $name" "$work/$name.yamllint"
   fi
+
+  if config="$("$python" scripts/chart_checks.py config "$rendered" "$work/$name-config" 2>"$work/$name.check")" \
+      && "$portcullis" check-config --config "$config" >>"$work/$name.check" 2>&1; then
+    pass "portcullis check-config $name"
+  else
+    fail "portcullis check-config $name" "$work/$name.check"
+  fi
 done
+
+# The README's helm install command, rendered with its placeholders filled.
+mapfile -t install_args < <("$python" scripts/chart_checks.py install-args README.md)
+if "$helm" template portcullis "$chart" --kube-version "$kube_version" "${install_args[@]}" \
+    >"$work/readme-install.yaml" 2>"$work/readme-install.err" \
+    && "$validate" --strict -k "$kube_version" "$work/readme-install.yaml" >>"$work/readme-install.err" 2>&1; then
+  pass "the README's helm install command renders"
+else
+  fail "the README's helm install command renders" "$work/readme-install.err"
+fi
+
+# The README's sidecar snippet in a Pod, and the names it mounts.
+"$helm" template portcullis "$chart" --namespace auth --kube-version "$kube_version" \
+  -f "$chart/ci/sidecar-values.yaml" >"$work/sidecar.yaml"
+"$python" scripts/chart_checks.py sidecar-pod README.md "$work/sidecar-pod.yaml"
+if "$validate" --strict -k "$kube_version" "$work/sidecar-pod.yaml" >"$work/sidecar-pod.validate" 2>&1 \
+    && grep -qx "  name: portcullis" "$work/sidecar.yaml" \
+    && grep -qF "configMap: {name: portcullis}" README.md \
+    && grep -qF "secret: {secretName: portcullis}" README.md; then
+  pass "the README's sidecar snippet validates and names the rendered objects"
+else
+  fail "the README's sidecar snippet validates and names the rendered objects" "$work/sidecar-pod.validate"
+fi
+
+# checksum/config must follow the ConfigMap: equal for equal values,
+# different after a change of configuration.
+checksum_of() {
+  "$helm" template portcullis "$chart" --kube-version "$kube_version" \
+    -f "$chart/ci/minimal-values.yaml" "$@" >"$work/checksum.yaml"
+  "$python" scripts/chart_checks.py annotation "$work/checksum.yaml" checksum/config
+}
+first="$(checksum_of)"
+again="$(checksum_of)"
+changed="$(checksum_of --set config.log.level=debug)"
+if [[ -n "$first" && "$first" == "$again" && "$first" != "$changed" ]]; then
+  pass "checksum/config changes with the configuration only"
+else
+  echo "first $first, again $again, after a change $changed" >"$work/checksum.err"
+  fail "checksum/config changes with the configuration only" "$work/checksum.err"
+fi
+
+# NOTES.txt is not rendered by helm template, so a copy of the chart wraps
+# it in a ConfigMap.
+notes_chart="$work/notes-chart"
+cp -a "$chart" "$notes_chart"
+{
+  echo '{{- define "portcullis.notesCheck" -}}'
+  cat "$chart/templates/NOTES.txt"
+  echo '{{- end }}'
+} >"$notes_chart/templates/_notes-check.tpl"
+printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata:' '  name: notes-check' 'data:' \
+  '  notes: {{ include "portcullis.notesCheck" . | toJson }}' >"$notes_chart/templates/notes-check.yaml"
+
+# expect_notes NAME VALUES-FILE EXPECTED-LINE...
+expect_notes() {
+  local name="$1" values="$2" line missing=""
+  shift 2
+  "$helm" template portcullis "$notes_chart" --namespace auth --kube-version "$kube_version" \
+    -f "$values" --show-only templates/notes-check.yaml >"$work/notes.yaml"
+  "$python" scripts/chart_checks.py notes "$work/notes.yaml" >"$work/notes.txt"
+  for line in "$@"; do
+    if ! grep -qF -- "$line" "$work/notes.txt"; then
+      missing+="missing: $line"$'\n'
+    fi
+  done
+  if [[ -z "$missing" ]]; then
+    pass "$name"
+  else
+    printf '%s' "$missing" >"$work/notes.err"
+    cat "$work/notes.txt" >>"$work/notes.err"
+    fail "$name" "$work/notes.err"
+  fi
+}
+
+expect_notes "NOTES.txt gives the Okta values" "$chart/ci/minimal-values.yaml" \
+  "https://dashboard.example.com/oauth2/callback" \
+  "Add https://dashboard.example.com/ as a sign-out redirect URI" \
+  "SCIM connector base URL:  https://dashboard.example.com/scim/v2" \
+  "kubectl exec -n auth deploy/portcullis --" \
+  "portcullis token create --config /etc/portcullis/portcullis.toml --name okta" \
+  "the SQLite directory is on an emptyDir"
+expect_notes "NOTES.txt in sidecar mode" "$chart/ci/sidecar-values.yaml" \
+  "kubectl exec -n auth <dashboard pod> -c portcullis --" \
+  "Sidecar mode: the chart created ConfigMap portcullis and Secret portcullis."
 
 # expect_render_failure NAME MESSAGE-FRAGMENT HELM-ARGS...
 expect_render_failure() {
