@@ -19,40 +19,18 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
+# shellcheck source=scripts/apt-packages.sh
+source scripts/apt-packages.sh
 
-# Command name, then the Debian package that provides it.
+# Command name (or file), then the Debian package that provides it.
 apt_requirements=(
   "wrk wrk"
   "nginx nginx"
   "apache2 apache2"
   "redis-server redis-server"
   "psql postgresql-client"
+  "/usr/lib/apache2/modules/mod_auth_openidc.so libapache2-mod-auth-openidc"
 )
-readonly OIDC_MODULE=/usr/lib/apache2/modules/mod_auth_openidc.so
-
-install_missing_apt_packages() {
-  local missing=() entry command_name package
-  for entry in "${apt_requirements[@]}"; do
-    read -r command_name package <<<"$entry"
-    if ! command -v "$command_name" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$command_name" ]; then
-      missing+=("$package")
-    fi
-  done
-  if [ ! -f "$OIDC_MODULE" ]; then
-    missing+=(libapache2-mod-auth-openidc)
-  fi
-  if [ "${#missing[@]}" -eq 0 ]; then
-    return
-  fi
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "bench: missing packages: ${missing[*]}. Run this script as root, or install them with apt-get." >&2
-    exit 1
-  fi
-  echo "bench: installing ${missing[*]} with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 for argument in "$@"; do
   case "$argument" in
@@ -60,7 +38,7 @@ for argument in "$@"; do
   esac
 done
 
-install_missing_apt_packages
+install_missing_packages bench "${apt_requirements[@]}"
 # Debian ships apache2 and nginx in /usr/sbin, which a non-login root shell
 # may not have on its PATH.
 export PATH="$PATH:/usr/sbin"

@@ -24,6 +24,8 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
+# shellcheck source=scripts/apt-packages.sh
+source scripts/apt-packages.sh
 
 readonly IMAGE="localhost/portcullis:check"
 readonly STANDIN_PREFIX="localhost/portcullis-standin"
@@ -32,29 +34,6 @@ work_dir="$repo_root/.run/image"
 container_name="portcullis-image-check-$$"
 passed=0
 failed=0
-
-install_missing_tools() {
-  local missing=() entry command_name package
-  # Command name, then the Debian package that provides it. Containers run
-  # with runc (see write_podman_config).
-  for entry in "podman podman" "runc runc" "debootstrap debootstrap"; do
-    read -r command_name package <<<"$entry"
-    if ! command -v "$command_name" >/dev/null 2>&1; then
-      missing+=("$package")
-    fi
-  done
-  if [ "${#missing[@]}" -eq 0 ]; then
-    return
-  fi
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "check-image: missing packages: ${missing[*]}. Run this script as root, or install them with apt-get." >&2
-    exit 1
-  fi
-  echo "check-image: installing ${missing[*]} with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 # podman's defaults fail on these machines in two ways. crun rejects their
 # cgroup v1 hierarchy, and podman's default open-file limit for a container
@@ -192,7 +171,8 @@ remove_container() {
 main() {
   local runtime_tag="$STANDIN_PREFIX/debian:bookworm-minbase" build_tag rust_version
   mkdir -p "$work_dir"
-  install_missing_tools
+  # Containers run with runc (see write_podman_config).
+  install_missing_packages check-image "podman podman" "runc runc" "debootstrap debootstrap"
   write_podman_config
   trap remove_container EXIT
 

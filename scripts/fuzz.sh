@@ -14,6 +14,8 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
+# shellcheck source=scripts/apt-packages.sh
+source scripts/apt-packages.sh
 
 readonly CARGO_FUZZ_VERSION=0.13.2
 # Maximum time one input may take, in seconds, before libFuzzer reports it.
@@ -26,16 +28,7 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 install_tools() {
-  if ! command -v c++ >/dev/null 2>&1; then
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "fuzz: c++ not found. Run this script as root, or install g++ with apt-get." >&2
-      exit 1
-    fi
-    echo "fuzz: installing g++ with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends g++ >/dev/null
-  fi
+  install_missing_packages fuzz "c++ g++"
   if [ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
     echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION"
     cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"

@@ -11,6 +11,8 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/apt-packages.sh
+source "$repo_root/scripts/apt-packages.sh"
 fixtures_dir="$repo_root/tests/fixtures"
 
 # Command name, then the Debian package that provides it.
@@ -26,29 +28,6 @@ require_command() {
     echo "setup: $name not found. $hint." >&2
     exit 1
   fi
-}
-
-install_missing_apt_packages() {
-  local missing=() entry command_name package
-  for entry in "${apt_requirements[@]}"; do
-    read -r command_name package <<<"$entry"
-    if ! command -v "$command_name" >/dev/null 2>&1; then
-      missing+=("$package")
-    fi
-  done
-  if [ "${#missing[@]}" -eq 0 ]; then
-    return
-  fi
-
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: missing packages: ${missing[*]}. Run this script as root, or install them with apt-get." >&2
-    exit 1
-  fi
-  echo "setup: installing ${missing[*]} with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  echo "setup: installed ${missing[*]}"
 }
 
 # npm rewrites node_modules/.package-lock.json on every install, so a copy
@@ -81,6 +60,6 @@ require_command cargo "Install the Rust toolchain with rustup"
 require_command node "Install Node.js 20 or later"
 require_command npm "Install npm together with Node.js"
 require_command python3 "Install Python 3.11 or later (apt-get install python3 python3-venv)"
-install_missing_apt_packages
+install_missing_packages setup "${apt_requirements[@]}"
 install_fixture_packages
 install_scim_checker
