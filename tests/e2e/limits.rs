@@ -1,12 +1,19 @@
-//! Limits and timeouts at the edges: a dashboard that is down or slower than
-//! `upstream.read_timeout`, request heads larger than
-//! `server.max_request_header_bytes`, and the `X-Forwarded-*` headers the
-//! dashboard receives from trusted and untrusted peers.
+//! Limits and timeouts at the edges. A dashboard may be down, may not accept
+//! connections within `upstream.connect_timeout`, or may be slower than
+//! `upstream.read_timeout`. Request heads may be larger than
+//! `server.max_request_header_bytes`. Trusted and untrusted peers may send
+//! `X-Forwarded-*` headers, which change what the dashboard receives.
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::support::ports::{free_port, PROXY_HOST};
 use crate::support::raw_http;
-use crate::support::{Echo, Stack, SESSION_COOKIE};
+use crate::support::{Browser, Echo, Stack, SESSION_COOKIE};
 
 #[tokio::test]
 async fn slow_dashboard_gets_504() {
@@ -199,4 +206,131 @@ async fn dashboard_down_gets_502_and_keeps_session() {
         "alice",
         "expected the same session to work once the dashboard is back"
     );
+}
+
+/// A loopback listener that never completes a TCP handshake: its accept
+/// queue is full and nothing accepts, so Linux drops every further SYN and a
+/// connect hangs until the client gives up.
+struct UnacceptingPeer {
+    port: u16,
+    _listener: TcpListener,
+    _queued: TcpStream,
+}
+
+impl UnacceptingPeer {
+    /// Binds a listener with a backlog of 0 (Linux queues backlog + 1
+    /// connections), fills its queue with one connection, and checks that
+    /// the next connect hangs.
+    async fn start() -> Self {
+        let port = free_port(PROXY_HOST);
+        let socket = TcpSocket::new_v4().expect("a TCP socket can be created");
+        socket
+            .bind(SocketAddr::new(PROXY_HOST, port))
+            .unwrap_or_else(|e| panic!("cannot bind {PROXY_HOST}:{port}: {e}"));
+        let listener = socket
+            .listen(0)
+            .unwrap_or_else(|e| panic!("cannot listen on {PROXY_HOST}:{port}: {e}"));
+        let queued = TcpStream::connect((PROXY_HOST, port))
+            .await
+            .expect("the first connection fills the accept queue");
+        let probe = tokio::time::timeout(
+            Duration::from_millis(300),
+            TcpStream::connect((PROXY_HOST, port)),
+        )
+        .await;
+        assert!(
+            probe.is_err(),
+            "expected a connect to a listener with a full accept queue to hang, got {probe:?}"
+        );
+        UnacceptingPeer {
+            port,
+            _listener: listener,
+            _queued: queued,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{PROXY_HOST}:{}", self.port)
+    }
+}
+
+/// Signs in as `user` without opening the landing page, which would need a
+/// working dashboard.
+async fn sign_in_without_landing(stack: &Stack, user: &str) -> Browser {
+    let browser = stack.browser();
+    let authorization = browser.start_login("/").await;
+    let callback = browser.authorize_at_idp(&authorization, user).await;
+    let response = browser.navigate(&callback).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "expected the callback to redirect into the dashboard"
+    );
+    assert!(
+        browser.session_cookie().is_some(),
+        "expected a session cookie after {user}'s login"
+    );
+    browser
+}
+
+/// `upstream.connect_timeout` of the connect-timeout test.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn dashboard_connect_timeout_gets_504() {
+    let peer = UnacceptingPeer::start().await;
+    let stack = Stack::start_with_env(&[
+        ("PORTCULLIS_UPSTREAM__URL", &peer.url()),
+        ("PORTCULLIS_UPSTREAM__CONNECT_TIMEOUT", "1s"),
+    ])
+    .await;
+    let browser = sign_in_without_landing(&stack, "alice").await;
+    let url = stack.proxy_url("/api/data");
+
+    let started = Instant::now();
+    let api = browser.fetch_json(&url).await;
+    let api_elapsed = started.elapsed();
+    assert_eq!(
+        api.status(),
+        StatusCode::GATEWAY_TIMEOUT,
+        "expected 504 from an API call to a dashboard that does not accept connections"
+    );
+    let body: serde_json::Value = api.json().await.expect("a JSON error for an API client");
+    assert_eq!(body["error"], "upstream_timeout", "got {body}");
+
+    let started = Instant::now();
+    let page = browser.navigate(&url).await;
+    let page_elapsed = started.elapsed();
+    assert_eq!(
+        page.status(),
+        StatusCode::GATEWAY_TIMEOUT,
+        "expected 504 for a navigation to a dashboard that does not accept connections"
+    );
+    let content_type = page
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/html"),
+        "expected an HTML page for a navigation, got Content-Type {content_type:?}"
+    );
+    let html = page.text().await.unwrap_or_default();
+    assert!(
+        html.contains("Dashboard timed out"),
+        "expected the timeout page for a browser, got:\n{html}"
+    );
+
+    println!("504 after {api_elapsed:?} (API) and {page_elapsed:?} (navigation)");
+    for (client, elapsed) in [("API", api_elapsed), ("navigation", page_elapsed)] {
+        assert!(
+            elapsed >= CONNECT_TIMEOUT - Duration::from_millis(50),
+            "expected the {client} 504 after the {CONNECT_TIMEOUT:?} connect timeout, got it after {elapsed:?}"
+        );
+        assert!(
+            elapsed < CONNECT_TIMEOUT * 4,
+            "expected the {client} 504 soon after the {CONNECT_TIMEOUT:?} connect timeout, got it after {elapsed:?}"
+        );
+    }
 }
