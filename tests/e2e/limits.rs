@@ -1,6 +1,7 @@
 //! Limits and timeouts at the edges. A dashboard may be down, may not accept
 //! connections within `upstream.connect_timeout`, or may be slower than
-//! `upstream.read_timeout`. Request heads may be larger than
+//! `upstream.read_timeout`. The provider may be slower than
+//! `oidc.http_timeout`. Request heads may be larger than
 //! `server.max_request_header_bytes`. Trusted and untrusted peers may send
 //! `X-Forwarded-*` headers, which change what the dashboard receives.
 
@@ -13,7 +14,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::support::ports::{free_port, PROXY_HOST};
 use crate::support::raw_http;
-use crate::support::{Browser, Echo, Stack, SESSION_COOKIE};
+use crate::support::{Browser, Echo, Stack, StackOptions, SESSION_COOKIE};
 
 #[tokio::test]
 async fn slow_dashboard_gets_504() {
@@ -333,4 +334,56 @@ async fn dashboard_connect_timeout_gets_504() {
             "expected the {client} 504 soon after the {CONNECT_TIMEOUT:?} connect timeout, got it after {elapsed:?}"
         );
     }
+}
+
+/// `oidc.http_timeout` of the token-exchange test.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Delay of the provider's token endpoint in the token-exchange test, well
+/// past [`PROVIDER_TIMEOUT`].
+const TOKEN_DELAY: Duration = Duration::from_secs(3);
+
+#[tokio::test]
+async fn token_exchange_timeout_shows_error_page() {
+    let stack = Stack::start_with_options(StackOptions {
+        idp_env: vec![("IDP_TOKEN_DELAY_MS", TOKEN_DELAY.as_millis().to_string())],
+        env: vec![("PORTCULLIS_OIDC__HTTP_TIMEOUT", "1s".to_owned())],
+        ..StackOptions::default()
+    })
+    .await;
+    let browser = stack.browser();
+    let authorization = browser.start_login("/reports").await;
+    let callback = browser.authorize_at_idp(&authorization, "alice").await;
+
+    let started = Instant::now();
+    let response = browser.navigate(&callback).await;
+    let elapsed = started.elapsed();
+    println!("callback answered after {elapsed:?}");
+    let status = response.status();
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "expected 502 when the token exchange times out, not a 500 or a redirect"
+    );
+    assert!(
+        browser.session_cookie().is_none(),
+        "expected no session after a timed-out token exchange"
+    );
+    let html = response.text().await.unwrap_or_default();
+    assert!(
+        html.contains("Sign-in failed"),
+        "expected the sign-in error page, got:\n{html}"
+    );
+    assert!(
+        html.contains("href=\"/oauth2/start\""),
+        "expected a link to sign in again, got:\n{html}"
+    );
+    assert!(
+        elapsed >= PROVIDER_TIMEOUT - Duration::from_millis(50),
+        "expected the error page after the {PROVIDER_TIMEOUT:?} timeout, got it after {elapsed:?}"
+    );
+    assert!(
+        elapsed < TOKEN_DELAY - Duration::from_millis(500),
+        "expected the error page before the provider's {TOKEN_DELAY:?} response, got it after {elapsed:?}"
+    );
 }
