@@ -3,17 +3,19 @@
 //! `upstream.read_timeout`. The provider may be slower than
 //! `oidc.http_timeout`. Request heads may be larger than
 //! `server.max_request_header_bytes`. Trusted and untrusted peers may send
-//! `X-Forwarded-*` headers, which change what the dashboard receives.
+//! `X-Forwarded-*` headers, which change what the dashboard receives but
+//! never the redirects built from `server.public_url`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use reqwest::header::CONTENT_TYPE;
-use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST};
+use reqwest::{StatusCode, Url};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::support::browser::NAVIGATION_ACCEPT;
 use crate::support::ports::{free_port, PROXY_HOST};
-use crate::support::raw_http;
+use crate::support::{raw_http, redirect_target};
 use crate::support::{Browser, Echo, Stack, StackOptions, SESSION_COOKIE};
 
 #[tokio::test]
@@ -386,4 +388,102 @@ async fn token_exchange_timeout_shows_error_page() {
         elapsed < TOKEN_DELAY - Duration::from_millis(500),
         "expected the error page before the provider's {TOKEN_DELAY:?} response, got it after {elapsed:?}"
     );
+}
+
+/// Headers that name another host, scheme or port than `server.public_url`.
+const FORGED_ORIGIN: &[(&str, &str)] = &[
+    ("X-Forwarded-Host", "evil.example"),
+    ("X-Forwarded-Proto", "https"),
+    ("X-Forwarded-Port", "8443"),
+    ("Forwarded", "for=203.0.113.9;proto=https;host=evil.example"),
+];
+
+/// Sends a navigation to `url` with a forged `Host` and [`FORGED_ORIGIN`].
+async fn navigate_forged(browser: &Browser, url: &Url) -> reqwest::Response {
+    let mut request = browser
+        .client()
+        .get(url.clone())
+        .header(ACCEPT, NAVIGATION_ACCEPT)
+        .header(HOST, "evil.example");
+    for (name, value) in FORGED_ORIGIN {
+        request = request.header(*name, *value);
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"))
+}
+
+/// Walks a login with forged origin headers on every request to the proxy
+/// and checks that both redirects stay on `server.public_url`. `peer` names
+/// the case in messages.
+async fn login_with_forged_origin(stack: &Stack, peer: &str) {
+    let public = stack.portcullis.proxy.clone();
+    let browser = stack.browser();
+    let page = stack.proxy_url("/reports?tab=1");
+    let response = navigate_forged(&browser, &page).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "{peer}: expected an anonymous navigation to redirect to the provider"
+    );
+    let authorization = redirect_target(&page, &response);
+    assert!(
+        authorization
+            .as_str()
+            .starts_with(stack.idp.authorization_endpoint.as_str()),
+        "{peer}: expected a redirect to the provider, got {authorization}"
+    );
+    let redirect_uris: Vec<String> = authorization
+        .query_pairs()
+        .filter(|(name, _)| name == "redirect_uri")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    let expected = public.join("/oauth2/callback").expect("valid callback URL");
+    assert_eq!(
+        redirect_uris,
+        [expected.to_string()],
+        "{peer}: expected redirect_uri built from server.public_url"
+    );
+
+    let callback = browser.authorize_at_idp(&authorization, "alice").await;
+    let response = navigate_forged(&browser, &callback).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "{peer}: expected the callback to redirect into the dashboard"
+    );
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !location.contains("evil.example") && !location.starts_with("https:"),
+        "{peer}: expected the post-login redirect to ignore the forged headers, got {location:?}"
+    );
+    let landing = redirect_target(&callback, &response);
+    assert_eq!(
+        landing.origin(),
+        public.origin(),
+        "{peer}: expected the post-login redirect on server.public_url's origin, got {landing}"
+    );
+    assert_eq!(
+        &landing[url::Position::BeforePath..],
+        "/reports?tab=1",
+        "{peer}: expected the post-login redirect to the page first requested"
+    );
+}
+
+#[tokio::test]
+async fn public_url_wins_over_forged_origin() {
+    let mut stack = Stack::start().await;
+    login_with_forged_origin(&stack, "untrusted peer").await;
+
+    stack
+        .portcullis
+        .restart_with_env(&[("PORTCULLIS_SERVER__TRUSTED_PROXIES", "127.0.0.0/8")])
+        .await;
+    login_with_forged_origin(&stack, "trusted peer").await;
 }
