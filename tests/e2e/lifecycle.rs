@@ -5,10 +5,11 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode, Url};
+use tokio::task::JoinHandle;
 
 use crate::support::portcullis::portcullis_command;
-use crate::support::Stack;
+use crate::support::{Browser, Stack};
 
 /// A grace period far longer than any wait below, so a test that passes
 /// shows portcullis did not sleep it out.
@@ -48,6 +49,19 @@ async fn expect_clean_exit(stack: &mut Stack, since: Instant, limit: Duration) {
     println!("exited {:?} after SIGTERM", since.elapsed());
 }
 
+/// Sends `GET url` as an API client of `browser` in a background task, so
+/// the request can be in flight when SIGTERM arrives.
+fn spawn_api_request(browser: &Browser, url: Url) -> JoinHandle<reqwest::Result<Response>> {
+    let client = browser.client().clone();
+    tokio::spawn(async move {
+        client
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+    })
+}
+
 #[tokio::test]
 async fn sigterm_exits_at_once_when_idle() {
     let mut stack = Stack::start_with_env(&[("PORTCULLIS_SERVER__GRACE_PERIOD", LONG_GRACE)]).await;
@@ -68,17 +82,7 @@ async fn sigterm_drains_then_lets_requests_finish() {
     ])
     .await;
     let browser = stack.signed_in("alice").await;
-    let slow_url = stack.proxy_url("/slow?ms=2500");
-    let slow = {
-        let client = browser.client().clone();
-        tokio::spawn(async move {
-            client
-                .get(slow_url)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .await
-        })
-    };
+    let slow = spawn_api_request(&browser, stack.proxy_url("/slow?ms=2500"));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let sent = Instant::now();
@@ -182,5 +186,49 @@ async fn check_config_cli() {
     assert!(
         stderr.contains("session.ttl"),
         "expected the error to name session.ttl, got:\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_cuts_requests_after_grace_period() {
+    const GRACE: Duration = Duration::from_secs(2);
+    const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+    let mut stack = Stack::start_with_env(&[
+        ("PORTCULLIS_SERVER__GRACE_PERIOD", "2s"),
+        ("PORTCULLIS_SERVER__SHUTDOWN_TIMEOUT", "1s"),
+    ])
+    .await;
+    let browser = stack.signed_in("alice").await;
+    // The dashboard responds long after the grace period ends.
+    let slow = spawn_api_request(&browser, stack.proxy_url("/slow?ms=10000"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sent = Instant::now();
+    stack.portcullis.terminate();
+    let limit = GRACE + SHUTDOWN_TIMEOUT + Duration::from_secs(1);
+    let status = stack.portcullis.wait_exit(limit).await;
+    let exited_after = sent.elapsed();
+    let log = stack.portcullis.log();
+    let status = status.unwrap_or_else(|| {
+        panic!("expected portcullis to exit within {limit:?} of SIGTERM; log:\n{log}")
+    });
+    println!("exited {exited_after:?} after SIGTERM with {status}");
+    assert!(
+        exited_after >= GRACE - Duration::from_millis(100),
+        "expected the in-flight request to get the {GRACE:?} grace period, but the process exited after {exited_after:?}"
+    );
+    assert!(
+        status.success(),
+        "expected a clean exit after the grace period, got {status}; log:\n{log}"
+    );
+
+    let outcome = tokio::time::timeout(Duration::from_secs(2), slow)
+        .await
+        .expect("expected the cut request to end within 2 s of the exit")
+        .expect("the slow request's task completes");
+    println!("the cut request ended with {outcome:?}");
+    assert!(
+        outcome.is_err(),
+        "expected the request still in flight after the grace period to get no response, got {outcome:?}"
     );
 }

@@ -1,6 +1,7 @@
 //! Access-token refresh: one token call for many concurrent requests across
 //! two replicas with rotating refresh tokens, `invalid_grant` ending the
-//! session, and a provider outage keeping it.
+//! session, and a provider outage or a refresh slower than
+//! `oidc.http_timeout` keeping it.
 //!
 //! The provider issues access tokens that live [`ACCESS_TOKEN_TTL`] seconds
 //! and portcullis refreshes them one second before they expire, so a test
@@ -28,6 +29,10 @@ const TOKEN_DELAY_MS: &str = "2500";
 
 /// Requests sent at once to each of the two replicas.
 const REQUESTS_PER_REPLICA: usize = 10;
+
+/// Time after a failed refresh during which portcullis tries no other
+/// refresh of the session (its fixed retry backoff).
+const RETRY_BACKOFF: Duration = Duration::from_secs(10);
 
 fn stack_options(store: SessionStore, idp_env: &[(&'static str, &str)]) -> StackOptions {
     let mut env: Vec<(&'static str, String)> = vec![
@@ -210,5 +215,75 @@ async fn provider_down_keeps_session() {
             .count(),
         1,
         "expected one failed refresh, then a backoff; log:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn refresh_timeout_keeps_session() {
+    // A refresh margin above the access token's hour-long lifetime makes
+    // every request of the session due for a refresh, so the test need not
+    // wait for the token to age.
+    let stack = Stack::start_with_options(StackOptions {
+        idp_env: vec![("IDP_TEST_CONTROL", "1".to_owned())],
+        env: vec![
+            ("PORTCULLIS_SESSION__REFRESH_MARGIN", "2h".to_owned()),
+            ("PORTCULLIS_OIDC__HTTP_TIMEOUT", "1s".to_owned()),
+        ],
+        ..StackOptions::default()
+    })
+    .await;
+    let alice = stack.signed_in("alice").await;
+    let session = alice.session_cookie().expect("signed in");
+    let client = plain_client();
+    let count = |needle: &str| stack.portcullis.log().matches(needle).count();
+    let refreshed_at_login = count("access token refreshed");
+
+    stack.idp.set_token_delay(Duration::from_secs(3)).await;
+    let started = std::time::Instant::now();
+    let url = stack.proxy_url("/echo/timed-out");
+    let echo = Echo::read(get_with_session(&client, url, &session, "application/json").await).await;
+    let elapsed = started.elapsed();
+    println!("request with a timed-out refresh answered after {elapsed:?}");
+    assert_eq!(
+        echo.single("x-forwarded-user"),
+        "alice",
+        "expected the request whose refresh timed out to reach the dashboard"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "expected the request to wait for the 1 s refresh timeout, got {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(2500),
+        "expected the request to go on after the 1 s timeout, not the provider's 3 s, got {elapsed:?}"
+    );
+    assert_eq!(
+        count("token refresh failed; keeping the session"),
+        1,
+        "expected one failed refresh; log:\n{}",
+        stack.portcullis.log()
+    );
+
+    let url = stack.proxy_url("/echo/backing-off");
+    let echo = Echo::read(get_with_session(&client, url, &session, "application/json").await).await;
+    assert_eq!(echo.single("x-forwarded-user"), "alice");
+    assert_eq!(
+        count("token refresh failed; keeping the session"),
+        1,
+        "expected no second refresh while the backoff runs"
+    );
+
+    // The backoff is counted in whole seconds from the failure, so it is
+    // over 10 s after the failed request returned.
+    stack.idp.set_token_delay(Duration::ZERO).await;
+    tokio::time::sleep(RETRY_BACKOFF).await;
+    let url = stack.proxy_url("/echo/retried");
+    let echo = Echo::read(get_with_session(&client, url, &session, "application/json").await).await;
+    assert_eq!(echo.single("x-forwarded-user"), "alice");
+    assert_eq!(
+        count("access token refreshed"),
+        refreshed_at_login + 1,
+        "expected the refresh to be tried again, and to succeed, once the backoff is over; log:\n{}",
+        stack.portcullis.log()
     );
 }

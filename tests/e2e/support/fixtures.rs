@@ -205,6 +205,26 @@ impl Idp {
         );
         response.text().await.expect("the signed token is text")
     }
+
+    /// Makes the token endpoint wait `delay` before each request that
+    /// arrives from now on. Needs `IDP_TEST_CONTROL=1`.
+    pub async fn set_token_delay(&self, delay: Duration) {
+        let url = self
+            .issuer
+            .join("/test/token-delay")
+            .expect("valid control URL");
+        let response = test_client()
+            .put(url.clone())
+            .body(delay.as_millis().to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {url} failed: {e}"));
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::NO_CONTENT,
+            "expected 204 from {url}; was the provider started with IDP_TEST_CONTROL=1?"
+        );
+    }
 }
 
 /// The provider's request counters since its last start.
