@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 
 use crate::support::fixtures::CLIENT_SECRET;
 use crate::support::portcullis::Portcullis;
-use crate::support::{Stack, BINDING_COOKIE};
+use crate::support::{Stack, StackOptions, BINDING_COOKIE};
 
 /// Returns the value of the sample `series` (name and labels exactly as
 /// rendered), or `None` when `/metrics` does not list it.
@@ -127,9 +127,38 @@ fn is_access_line(line: &str, path: &str) -> bool {
     line.contains("portcullis::access") && line.contains(path)
 }
 
+/// A refresh margin longer than the provider's one-hour access tokens, so
+/// that every request with a session refreshes the tokens first.
+const REFRESH_ON_EVERY_REQUEST: &str = "2h";
+
 #[tokio::test]
 async fn log_carries_no_credentials() {
-    let stack = Stack::start().await;
+    assert_log_free_of_credentials("text", "info").await;
+}
+
+#[tokio::test]
+async fn json_debug_log_carries_no_credentials() {
+    assert_log_free_of_credentials("json", "debug").await;
+}
+
+/// Signs in, calls SCIM with a bearer token and calls the dashboard with
+/// the session cookie and an `Authorization` header of its own. Each request
+/// with the session refreshes the tokens first. Then checks that the log,
+/// written in `format` at `level`, contains no credential of these steps.
+async fn assert_log_free_of_credentials(format: &str, level: &str) {
+    let stack = Stack::start_with_options(StackOptions {
+        idp_env: vec![("IDP_TEST_STATS", "1".to_owned())],
+        env: vec![
+            ("PORTCULLIS_LOG__FORMAT", format.to_owned()),
+            ("PORTCULLIS_LOG__LEVEL", level.to_owned()),
+            (
+                "PORTCULLIS_SESSION__REFRESH_MARGIN",
+                REFRESH_ON_EVERY_REQUEST.to_owned(),
+            ),
+        ],
+        ..StackOptions::default()
+    })
+    .await;
     let browser = stack.browser();
     let authorization = browser.start_login("/").await;
     let callback = browser.authorize_at_idp(&authorization, "alice").await;
@@ -171,14 +200,7 @@ async fn log_carries_no_credentials() {
         .expect("dashboard request is sent");
     assert_eq!(dashboard.status(), StatusCode::OK, "dashboard API call");
 
-    let mut log = stack.portcullis.log();
-    for _ in 0..RECORD_RETRIES {
-        if log.lines().any(|line| is_access_line(line, "/api/data")) {
-            break;
-        }
-        tokio::time::sleep(RECORD_RETRY_INTERVAL).await;
-        log = stack.portcullis.log();
-    }
+    let log = log_with_access_line(&stack.portcullis, "/api/data").await;
     let access_line = log
         .lines()
         .find(|line| is_access_line(line, "/api/data"))
@@ -186,6 +208,28 @@ async fn log_carries_no_credentials() {
     assert!(
         !access_line.contains("key=1"),
         "the access log must show the path without its query: {access_line}"
+    );
+    if level == "debug" {
+        let debug_marker = if format == "json" {
+            "\"level\":\"DEBUG\""
+        } else {
+            " DEBUG "
+        };
+        assert!(
+            log.contains(debug_marker),
+            "expected debug lines in the {format} log at level {level}:\n{log}"
+        );
+    }
+
+    let stats = stack.idp.stats().await;
+    assert!(
+        stats.refresh_grants() >= 1,
+        "expected at least one token refresh, got {stats:?}"
+    );
+    assert!(
+        stats.issued.len() >= 3,
+        "expected the access, refresh and ID token of the login among {:?}",
+        stats.issued
     );
     let secrets = [
         ("session cookie value", session.as_str()),
@@ -203,6 +247,12 @@ async fn log_carries_no_credentials() {
     for (what, secret) in secrets {
         assert!(!secret.is_empty(), "{what} must not be empty");
         assert!(!log.contains(secret), "the log contains the {what}:\n{log}");
+    }
+    for issued in &stats.issued {
+        assert!(
+            !log.contains(issued.as_str()),
+            "the log contains the token {issued:?} that the provider issued:\n{log}"
+        );
     }
 }
 
