@@ -318,10 +318,97 @@ async fn log_formats_json_and_text() {
         serde_json::from_str::<serde_json::Value>(line).is_err(),
         "expected a text line, got JSON: {line}"
     );
-    for field in ["status=200", "route=\"upstream\"", "user=", "request_id="] {
+    let fields = [
+        "method=GET",
+        "status=200",
+        "duration_ms=",
+        "route=\"upstream\"",
+        "user=\"alice\"",
+        "request_id=",
+    ];
+    for field in fields {
         assert!(
             line.contains(field),
             "expected {field} in the text line: {line}"
         );
     }
+    let duration = line
+        .split_once("duration_ms=")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|value| value.parse::<f64>().ok());
+    assert!(
+        duration.is_some_and(|duration| duration >= 0.0),
+        "expected a number of milliseconds in duration_ms: {line}"
+    );
+}
+
+/// Parses every line of a JSON log, failing on a line that is not JSON.
+fn json_records(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("expected every line to be JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn json_log_carries_pingora_records() {
+    let stack = Stack::start_with_env(&[("PORTCULLIS_LOG__FORMAT", "json")]).await;
+    // Pingora logs "Server starting" through the `log` crate before it
+    // starts the listeners, so the line is there once the stack is ready.
+    let log = stack.portcullis.log();
+    let records = json_records(&log);
+    let starting = records
+        .iter()
+        .find(|record| record["message"] == "Server starting")
+        .unwrap_or_else(|| panic!("expected Pingora's \"Server starting\" record in:\n{log}"));
+    assert_eq!(starting["target"], "pingora_core::server", "{starting}");
+    assert_eq!(starting["level"], "INFO", "{starting}");
+    let fields = starting.as_object().expect("a record is a JSON object");
+    for name in fields.keys() {
+        assert!(
+            !name.starts_with("log."),
+            "expected no field {name} of the log bridge in: {starting}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn access_line_of_signed_in_request() {
+    let stack = Stack::start_with_env(&[("PORTCULLIS_LOG__FORMAT", "json")]).await;
+    let browser = stack.signed_in("alice").await;
+    // `%6F` is an encoded unreserved `o`, which the proxy decodes rather
+    // than rejects, so the access line shows `/reports`.
+    let response = browser
+        .fetch_json(&stack.proxy_url("/rep%6Frts?page=2"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "signed-in API call");
+
+    let log = log_with_access_line(&stack.portcullis, "\"path\":\"/reports\"").await;
+    let records = json_records(&log);
+    let access = records
+        .iter()
+        .find(|record| record["target"] == "portcullis::access" && record["path"] == "/reports")
+        .unwrap_or_else(|| panic!("expected an access record for /reports in:\n{log}"));
+    assert!(
+        access["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{access}"
+    );
+    assert_eq!(access["method"], "GET", "{access}");
+    assert_eq!(access["status"], 200, "{access}");
+    assert!(
+        access["duration_ms"]
+            .as_f64()
+            .is_some_and(|duration| duration >= 0.0),
+        "{access}"
+    );
+    assert_eq!(access["route"], "upstream", "{access}");
+    // `user` is the ID token's `sub`, which the test provider sets to the
+    // login name; the email would be alice@example.test.
+    assert_eq!(access["user"], "alice", "{access}");
+    assert!(access.get("error").is_none(), "{access}");
 }
