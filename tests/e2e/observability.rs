@@ -4,11 +4,14 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use crate::support::fixtures::CLIENT_SECRET;
 use crate::support::portcullis::Portcullis;
-use crate::support::{Stack, StackOptions, BINDING_COOKIE};
+use crate::support::scim::{ScimClient, SCIM_MEDIA_TYPE};
+use crate::support::{SessionStore, Stack, StackOptions, BINDING_COOKIE};
 
 /// Returns the value of the sample `series` (name and labels exactly as
 /// rendered), or `None` when `/metrics` does not list it.
@@ -411,4 +414,176 @@ async fn access_line_of_signed_in_request() {
     // login name; the email would be alice@example.test.
     assert_eq!(access["user"], "alice", "{access}");
     assert!(access.get("error").is_none(), "{access}");
+}
+
+/// Fetches `/metrics` until `series` is at least `expected`, and returns its
+/// last value.
+async fn metric_reaching(stack: &Stack, series: &str, expected: f64) -> Option<f64> {
+    let mut value = stack.metric(series).await;
+    for _ in 0..RECORD_RETRIES {
+        if value.is_some_and(|value| value >= expected) {
+            break;
+        }
+        tokio::time::sleep(RECORD_RETRY_INTERVAL).await;
+        value = stack.metric(series).await;
+    }
+    value
+}
+
+/// The provider's login name of the user provisioned and then deactivated
+/// through SCIM. Its `sub` is the same and its email `dana@example.test`.
+const DEPROVISIONED_LOGIN: &str = "dana";
+
+/// Creates the SCIM User of [`DEPROVISIONED_LOGIN`] and returns its id.
+async fn provision_user(scim: &ScimClient) -> String {
+    let document = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("{DEPROVISIONED_LOGIN}@example.test"),
+        "externalId": DEPROVISIONED_LOGIN,
+        "active": true,
+    });
+    let created = scim.post("/Users", &document).await;
+    created.expect_status(201, "POST /Users");
+    created.body["id"]
+        .as_str()
+        .expect("the created user has an id")
+        .to_owned()
+}
+
+/// Deactivates User `id` as Okta does, with a PATCH of `active`.
+async fn deactivate_user(scim: &ScimClient, id: &str) {
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}],
+    });
+    let request = scim
+        .request(Method::PATCH, &format!("/Users/{id}"))
+        .header(ACCEPT, SCIM_MEDIA_TYPE)
+        .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
+        .body(patch.to_string());
+    scim.send(request)
+        .await
+        .expect_status(200, "PATCH of active to false");
+}
+
+#[tokio::test]
+async fn metrics_count_session_lifecycle() {
+    let stack = Stack::start_with_env(&[
+        ("PORTCULLIS_ACCESS__PUBLIC_PATHS", "/echo/public/"),
+        (
+            "PORTCULLIS_SESSION__REFRESH_MARGIN",
+            REFRESH_ON_EVERY_REQUEST,
+        ),
+    ])
+    .await;
+    let visitor = stack.browser();
+    let start = visitor
+        .navigate(&stack.proxy_url("/oauth2/start?rd=%2F"))
+        .await;
+    assert_eq!(start.status(), StatusCode::FOUND, "GET /oauth2/start");
+    let public = visitor
+        .fetch_json(&stack.proxy_url("/echo/public/page"))
+        .await;
+    assert_eq!(
+        public.status(),
+        StatusCode::OK,
+        "public path without a session"
+    );
+    let unknown = visitor
+        .navigate(&stack.proxy_url("/oauth2/callback?state=unknown-state&code=unused"))
+        .await;
+    assert_eq!(
+        unknown.status(),
+        StatusCode::BAD_REQUEST,
+        "callback with a state that no login stored"
+    );
+
+    // The landing page after login is the first request with the session,
+    // and it refreshes the tokens.
+    let alice = stack.signed_in("alice").await;
+    let deleted = r#"portcullis_sessions_ended_total{reason="deleted"}"#;
+    assert_eq!(
+        stack.metric(deleted).await,
+        Some(0.0),
+        "{deleted} before sign-out"
+    );
+    let sign_out = alice
+        .client()
+        .get(stack.proxy_url("/oauth2/sign_out"))
+        .header(ACCEPT, "text/html")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .expect("sign-out request is sent");
+    assert_eq!(sign_out.status(), StatusCode::FOUND, "same-origin sign-out");
+    assert_eq!(
+        stack.metric(deleted).await,
+        Some(1.0),
+        "{deleted} after one sign-out"
+    );
+
+    let scim = ScimClient::new(&stack.portcullis.proxy, &stack.portcullis.token());
+    let dana_id = provision_user(&scim).await;
+    let dana = stack.signed_in(DEPROVISIONED_LOGIN).await;
+    deactivate_user(&scim, &dana_id).await;
+    let after = dana.fetch_json(&stack.proxy_url("/echo/after")).await;
+    assert_eq!(
+        after.status(),
+        StatusCode::UNAUTHORIZED,
+        "API call with the session of the deactivated user"
+    );
+
+    let expected = [
+        r#"portcullis_requests_total{route="login",status="3xx"}"#,
+        r#"portcullis_requests_total{route="public",status="2xx"}"#,
+        r#"portcullis_requests_total{route="callback",status="4xx"}"#,
+        r#"portcullis_requests_total{route="sign_out",status="3xx"}"#,
+        r#"portcullis_logins_total{outcome="error",reason="unknown_state"}"#,
+        r#"portcullis_token_refreshes_total{outcome="success"}"#,
+        r#"portcullis_revocations_total{source="deprovisioning"}"#,
+        r#"portcullis_sessions_ended_total{reason="revoked"}"#,
+    ];
+    for series in expected {
+        let value = metric_reaching(&stack, series, 1.0).await;
+        assert!(
+            value.is_some_and(|value| value >= 1.0),
+            "expected {series} >= 1, got {value:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_session_store_errors() {
+    let mut stack = Stack::start_with(SessionStore::Redis).await;
+    let alice = stack.signed_in("alice").await;
+    let errors = r#"portcullis_session_store_errors_total{operation="load"}"#;
+    assert_eq!(
+        stack.metric(errors).await,
+        Some(0.0),
+        "{errors} while Redis runs"
+    );
+
+    stack.redis.as_mut().expect("a stack with Redis").stop();
+    // A session read just before the kill can come from the in-process
+    // cache for a moment, so the request is repeated until it fails.
+    let url = stack.proxy_url("/echo/outage");
+    let mut status = alice.fetch_json(&url).await.status();
+    for _ in 0..RECORD_RETRIES {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(RECORD_RETRY_INTERVAL).await;
+        status = alice.fetch_json(&url).await.status();
+    }
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "API call with a session while Redis is down"
+    );
+    let value = stack.metric(errors).await;
+    assert!(
+        value.is_some_and(|value| value >= 1.0),
+        "expected {errors} >= 1 after Redis stopped, got {value:?}"
+    );
 }
