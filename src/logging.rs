@@ -8,12 +8,17 @@
 //! access lines gathered before it. Access lines of different threads can
 //! therefore appear a few milliseconds out of order; each carries its time.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use tracing::Metadata;
-use tracing_subscriber::fmt::MakeWriter;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::fmt::format::{Format, Json, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -55,13 +60,89 @@ pub fn init(config: &LogConfig) {
     // try_init also installs the bridge for `log` records; it fails only when
     // a subscriber is already set, which is harmless.
     let _ = match config.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => {
+            let format = tracing_subscriber::fmt::format()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false);
+            builder.json().event_format(BridgedJson(format)).try_init()
+        }
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
+}
+
+/// The JSON line format, minus the `log.target`, `log.module_path`,
+/// `log.file` and `log.line` fields that the `log` bridge adds to each
+/// record of Pingora. tracing-subscriber 0.3.23 writes them as fields when
+/// events are flattened, although it already takes `target` from them.
+struct BridgedJson(Format<Json>);
+
+impl<S, N> FormatEvent<S, N> for BridgedJson
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+    N: for<'writer> FormatFields<'writer> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if !event.is_log() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        writer.write_str(&without_bridge_fields(&line))
+    }
+}
+
+/// Removes the fields named `log.*` from one JSON line, keeping the order of
+/// the others. A line that does not parse is returned unchanged.
+fn without_bridge_fields(line: &str) -> String {
+    let Ok(OrderedObject(fields)) = serde_json::from_str::<OrderedObject>(line) else {
+        return line.to_owned();
+    };
+    let mut output = String::with_capacity(line.len());
+    for (name, value) in fields.iter().filter(|(name, _)| !name.starts_with("log.")) {
+        output.push(if output.is_empty() { '{' } else { ',' });
+        output.push_str(&serde_json::Value::from(name.as_str()).to_string());
+        output.push(':');
+        output.push_str(&value.to_string());
+    }
+    if output.is_empty() {
+        output.push('{');
+    }
+    output.push_str("}\n");
+    output
+}
+
+/// A JSON object read as its fields in order, because `serde_json::Map`
+/// sorts them without the `preserve_order` feature.
+struct OrderedObject(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for OrderedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(OrderedObjectVisitor)
+    }
+}
+
+struct OrderedObjectVisitor;
+
+impl<'de> Visitor<'de> for OrderedObjectVisitor {
+    type Value = OrderedObject;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedObject, A::Error> {
+        let mut fields = Vec::new();
+        while let Some(field) = map.next_entry()? {
+            fields.push(field);
+        }
+        Ok(OrderedObject(fields))
+    }
 }
 
 /// Writes the access lines gathered so far. Call it before the process
@@ -200,6 +281,32 @@ impl Drop for EventWriter {
         if gathered != Ok(true) {
             flush();
             let _ = io::stderr().write_all(line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_fields_removed() {
+        let cases = [
+            (
+                "record of Pingora",
+                "{\"level\":\"INFO\",\"message\":\"Server starting\",\"log.target\":\"pingora_core::server\",\"log.line\":643,\"target\":\"pingora_core::server\"}\n",
+                "{\"level\":\"INFO\",\"message\":\"Server starting\",\"target\":\"pingora_core::server\"}\n",
+            ),
+            (
+                "nested and escaped values",
+                "{\"message\":\"a \\\"quoted\\\" word\",\"log.file\":\"x.rs\",\"list\":[1,{\"b\":null}]}\n",
+                "{\"message\":\"a \\\"quoted\\\" word\",\"list\":[1,{\"b\":null}]}\n",
+            ),
+            ("only bridge fields", "{\"log.line\":1}\n", "{}\n"),
+            ("not JSON", "plain text\n", "plain text\n"),
+        ];
+        for (case, line, expected) in cases {
+            assert_eq!(without_bridge_fields(line), expected, "{case}");
         }
     }
 }

@@ -166,8 +166,8 @@ impl Idp {
         }
     }
 
-    /// Reads the request counters at `/test/stats`, which exist only when
-    /// the provider was started with `IDP_TEST_STATS=1`.
+    /// Reads the request counters and issued tokens at `/test/stats`, which
+    /// exist only when the provider was started with `IDP_TEST_STATS=1`.
     pub async fn stats(&self) -> IdpStats {
         let url = self.issuer.join("/test/stats").expect("valid stats URL");
         let response = test_client()
@@ -227,7 +227,7 @@ impl Idp {
     }
 }
 
-/// The provider's request counters since its last start.
+/// The provider's request counters and issued tokens since its last start.
 #[derive(Debug, serde::Deserialize)]
 pub struct IdpStats {
     /// `GET /.well-known/openid-configuration` requests.
@@ -236,6 +236,8 @@ pub struct IdpStats {
     pub jwks: u64,
     /// Token endpoint requests by `grant_type`, successful or not.
     pub token: std::collections::HashMap<String, u64>,
+    /// Every access, refresh and ID token the token endpoint returned.
+    pub issued: Vec<String>,
 }
 
 impl IdpStats {
