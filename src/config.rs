@@ -306,6 +306,11 @@ pub struct SessionConfig {
         deserialize_with = "de::number"
     )]
     pub memory_max_entries: usize,
+    /// How often each replica counts the live sessions in the store for the
+    /// `portcullis_sessions_active` gauge. Each count is one Redis script
+    /// whose cost grows with the sessions that expired since the last one.
+    #[serde(default = "default_active_count_interval", with = "humantime_serde")]
+    pub active_count_interval: Duration,
 }
 
 /// `[scim]`: the SCIM 2.0 endpoint at `/scim/v2`.
@@ -505,6 +510,7 @@ impl Default for SessionConfig {
             login_starts_per_minute: default_login_starts_per_minute(),
             login_starts_burst: default_login_starts_burst(),
             memory_max_entries: default_memory_max_entries(),
+            active_count_interval: default_active_count_interval(),
         }
     }
 }
@@ -602,6 +608,9 @@ fn default_login_starts_burst() -> usize {
 fn default_memory_max_entries() -> usize {
     crate::session::store::MEMORY_STORE_MAX_ENTRIES
 }
+fn default_active_count_interval() -> Duration {
+    crate::session::tally::ACTIVE_COUNT_INTERVAL
+}
 fn default_group_patch_status() -> usize {
     204
 }
@@ -626,6 +635,10 @@ fn default_log_format() -> LogFormat {
 fn default_log_level() -> String {
     "info".to_owned()
 }
+
+/// Shortest accepted `session.active_count_interval`, so that a typo
+/// cannot make every replica count the sessions in a tight loop.
+const MIN_ACTIVE_COUNT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Longest accepted `session.cache_ttl`.
 const MAX_SESSION_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -805,6 +818,12 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
         return Err(ConfigError::invalid(
             "session.cache_ttl",
             "must be at most 1m, because a replica that misses a revocation serves the session this long",
+        ));
+    }
+    if config.session.active_count_interval < MIN_ACTIVE_COUNT_INTERVAL {
+        return Err(ConfigError::invalid(
+            "session.active_count_interval",
+            "must be at least 100ms",
         ));
     }
     validate_login_limits(&config.session)?;

@@ -9,7 +9,7 @@
 //! | [`server`] | assembling the Pingora server: proxy and admin listeners, discovery and revocation tasks | `main` |
 //! | [`proxy`] | the `ProxyHttp` hooks, path normalisation and routing, identity headers | Pingora, every phase |
 //! | [`auth`] | OIDC discovery and signing keys (reloaded on an unknown `kid`), login (state, nonce, PKCE) with a per-client limit on login starts, callback, sign-out, back-channel logout, token refresh under a lock, session lookup, the `[access]` policy | `request_filter` |
-//! | [`session`] | the `Session` model, the `SessionStore` trait (Redis: one server, Sentinel or Cluster; memory), the cookie codec, the session cache and per-user revocation | [`auth`], the SCIM handler |
+//! | [`session`] | the `Session` model, the `SessionStore` trait (Redis: one server, Sentinel or Cluster; memory), the cookie codec, the session cache, per-user revocation and the count of live sessions | [`auth`], the SCIM handler |
 //! | [`scim`] | SCIM 2.0: schemas, filters, PATCH, attribute selection, errors, and the handler of `/scim/v2` requests | `request_filter` (through [`proxy`]) |
 //! | [`directory`] | the `Directory` trait for SCIM Users, Groups and API tokens, with SQLite and PostgreSQL backends | the SCIM handler, the CLI |
 //! | [`tokens`] | API tokens: generation, SHA-256 hashes, constant-time verification | the SCIM handler, the CLI |
@@ -28,7 +28,8 @@
 //! `upstream_request_filter` then strips client-sent identity headers and
 //! portcullis's cookies and sets the verified identity. Background services
 //! reload the provider's metadata and keys, follow session revocations
-//! published by other replicas, and re-read secret files on SIGHUP.
+//! published by other replicas, count the live sessions for the
+//! `portcullis_sessions_active` gauge, and re-read secret files on SIGHUP.
 
 pub mod admin;
 pub mod auth;

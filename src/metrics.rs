@@ -40,6 +40,9 @@ pub struct Metrics {
     /// Sessions ended before they expired, by `reason`: `deleted` (sign-out,
     /// a new login, a rejected refresh) or `revoked` (per user).
     pub sessions_ended: IntCounterVec,
+    /// Live sessions in the session store, counted across every replica
+    /// (see [`crate::session::tally`]).
+    pub sessions_active: IntGauge,
     /// Records in the in-memory session store (sessions, login flows,
     /// locks), or 0 with Redis.
     pub memory_store_entries: IntGauge,
@@ -123,6 +126,11 @@ impl Metrics {
                 "portcullis_sessions_ended_total",
                 "Sessions ended before they expired, by reason.",
                 &["reason"],
+            ),
+            sessions_active: gauge(
+                &registry,
+                "portcullis_sessions_active",
+                "Live sessions of all replicas together, counted in the session store every 15 s by default; aggregate replicas with max(), not sum().",
             ),
             memory_store_entries: gauge(
                 &registry,
@@ -217,7 +225,9 @@ impl Metrics {
             self.provider_fetches.with_label_values(&[outcome]);
         }
         self.logins.with_label_values(&["success", "none"]);
-        for operation in ["create", "load", "update", "delete", "revoke"] {
+        for operation in [
+            "create", "load", "update", "delete", "revoke", "track", "count",
+        ] {
             self.store_operations.with_label_values(&[operation]);
             self.store_errors.with_label_values(&[operation]);
         }
@@ -386,6 +396,7 @@ mod tests {
             "portcullis_login_starts_rate_limited_total",
             "portcullis_sessions_created_total",
             "portcullis_sessions_ended_total",
+            "portcullis_sessions_active",
             "portcullis_memory_store_entries",
             "portcullis_memory_store_evictions_total",
             "portcullis_connections_open",

@@ -175,11 +175,19 @@ pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
         },
     );
 
+    let active_sessions = background_service(
+        "active sessions",
+        ActiveSessionsTask {
+            sessions: sessions.clone(),
+            interval: config.session.active_count_interval,
+        },
+    );
     let revocations = background_service("session revocations", RevocationTask { sessions });
 
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(revocations);
+    server.add_service(active_sessions);
     if let Some(retries) = revocation_retries {
         server.add_service(background_service(
             "revocation retries",
@@ -320,6 +328,23 @@ impl BackgroundService for RevocationTask {
         tokio::select! {
             _ = shutdown.changed() => {}
             () = self.sessions.follow_revocations() => {}
+        }
+    }
+}
+
+/// Counts the live sessions of every replica for `portcullis_sessions_active`
+/// at start and then every `interval`, until shutdown.
+struct ActiveSessionsTask {
+    sessions: Sessions,
+    interval: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for ActiveSessionsTask {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            () = self.sessions.report_live(self.interval) => {}
         }
     }
 }

@@ -77,6 +77,10 @@ fn minimal_file_uses_defaults() {
     assert_eq!(config.session.login_starts_per_minute, 60);
     assert_eq!(config.session.login_starts_burst, 60);
     assert_eq!(config.session.memory_max_entries, 100_000);
+    assert_eq!(
+        config.session.active_count_interval,
+        Duration::from_secs(15)
+    );
 }
 
 #[test]
@@ -473,6 +477,11 @@ fn invalid_values_name_their_key() {
             MINIMAL.to_owned(),
             vec![("PORTCULLIS_SESSION__CACHE_TTL", "2m")],
             "session.cache_ttl",
+        ),
+        (
+            MINIMAL.to_owned(),
+            vec![("PORTCULLIS_SESSION__ACTIVE_COUNT_INTERVAL", "10ms")],
+            "session.active_count_interval",
         ),
         (
             MINIMAL.to_owned(),

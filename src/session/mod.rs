@@ -1,7 +1,7 @@
 //! Server-side sessions: the `Session` model, the `SessionStore` trait with
 //! its Redis (one server, Sentinel or Cluster) and in-memory stores, the
-//! session cookie codec, the in-process session cache, and the per-user
-//! index that revocation uses.
+//! session cookie codec, the in-process session cache, the per-user index
+//! that revocation uses, and the count of live sessions.
 //!
 //! The browser holds only a signed random id ([`cookie`]). Each record is
 //! stored under the SHA-256 of its secret (the session id, or the `state` of
@@ -13,6 +13,7 @@ pub mod cache;
 pub mod cookie;
 pub mod revocation;
 pub mod store;
+pub mod tally;
 #[cfg(test)]
 pub(crate) mod test_redis;
 
@@ -146,12 +147,14 @@ impl Sessions {
         let id = SessionId::generate();
         let (key, sealed) = seal_record(SESSION_PREFIX, id.as_bytes(), session);
         let indexes = revocation::index_keys(session);
+        let lifetime = session_lifetime(session);
         let stored = self
             .store
-            .put_indexed(&key, sealed, session_lifetime(session), &indexes)
+            .put_indexed(&key, sealed, lifetime, &indexes)
             .await;
         metrics().record_store("create", &stored);
         stored?;
+        self.track_live(&key, lifetime).await;
         Ok(id)
     }
 
@@ -209,7 +212,9 @@ impl Sessions {
             .sessions_ended
             .with_label_values(&["deleted"])
             .inc();
-        self.forget(&[key]).await;
+        let keys = [key];
+        self.untrack_live(&keys).await;
+        self.forget(&keys).await;
         Ok(())
     }
 

@@ -119,6 +119,7 @@ impl Sessions {
         if removed.is_empty() {
             return Ok(0);
         }
+        self.untrack_live(&removed).await;
         self.forget(&removed).await;
         crate::metrics::metrics()
             .sessions_ended

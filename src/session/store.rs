@@ -107,6 +107,19 @@ pub trait SessionStore: Send + Sync {
     /// Releases lock `key` only while `token` still holds it, so a holder
     /// whose lease lapsed never frees another holder's lock.
     async fn unlock(&self, key: &str, token: &str) -> Result<bool, StoreError>;
+    /// Adds `member` to the expiring set `set` until `ttl` from now, or
+    /// moves its expiry there when the set lists it already. A member leaves
+    /// the set at its expiry, so a missed
+    /// [`remove_expiring`](Self::remove_expiring) corrects itself then. The
+    /// set is one key, so in Redis Cluster it lives on one node.
+    async fn add_expiring(&self, set: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Removes `members` from the expiring set `set`, skipping any member it
+    /// does not list.
+    async fn remove_expiring(&self, set: &str, members: &[String]) -> Result<(), StoreError>;
+    /// Removes the expired members of the expiring set `set` and returns the
+    /// number left. The cost grows with the number of expired members, not
+    /// with the size of the set.
+    async fn count_expiring(&self, set: &str) -> Result<u64, StoreError>;
 }
 
 /// Sessions in this process's memory: one replica only, lost on restart.
@@ -130,6 +143,9 @@ struct MemoryState {
     /// Number of the next write, which orders entries that expire at the
     /// same instant and the evictable entries.
     next_write: u64,
+    /// The expiring sets by name, kept apart from the entries because their
+    /// members are not records.
+    expiring_sets: HashMap<String, ExpiringSet>,
 }
 
 struct MemoryIndex {
@@ -463,14 +479,46 @@ impl SessionStore for MemoryStore {
         }
         Ok(held)
     }
+
+    async fn add_expiring(&self, set: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let members = state.expiring_sets.entry(set.to_owned()).or_default();
+        // Removing the expired members here keeps the set bounded by the
+        // live ones even when nothing counts it.
+        members.remove_expired(now);
+        members.insert(member, now + ttl);
+        Ok(())
+    }
+
+    async fn remove_expiring(&self, set: &str, members: &[String]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(listed) = state.expiring_sets.get_mut(set) {
+            for member in members {
+                listed.remove(member);
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_expiring(&self, set: &str) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let Some(members) = state.expiring_sets.get_mut(set) else {
+            return Ok(0);
+        };
+        members.remove_expired(Instant::now());
+        Ok(u64::try_from(members.len()).unwrap_or(u64::MAX))
+    }
 }
 
 mod cluster;
+mod expiring_set;
 mod log_limit;
 mod redis_store;
 pub mod redis_url;
 mod sentinel;
 
+use expiring_set::ExpiringSet;
 pub use log_limit::LogLimiter;
 pub use redis_store::{RedisStore, Subscription};
 

@@ -10,10 +10,11 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
+use crate::session::sign_out_post;
 use crate::support::browser::NAVIGATION_ACCEPT;
 use crate::support::portcullis::Portcullis;
 use crate::support::scim::{ScimClient, SCIM_MEDIA_TYPE};
-use crate::support::{redirect_target, Browser, SessionStore, Stack};
+use crate::support::{redirect_target, Browser, SessionStore, Stack, StackOptions};
 
 /// The provider's login name of the test user; its `sub` and
 /// `preferred_username` are the same, its email `dana@example.test`.
@@ -347,4 +348,50 @@ async fn rename_ends_sessions_under_old_identifiers() {
         "expected the rename to end the session under the old email within {MAX_DELAY:?}, took {delay:?}"
     );
     deprovision(&scim, &id, Deprovision::OktaPatch).await;
+}
+
+/// Waits until `portcullis_sessions_active` of `instance` reads
+/// `expected`, for at most [`POLL_LIMIT`].
+async fn expect_active_sessions(instance: &Portcullis, expected: f64, case: &str) {
+    instance
+        .expect_metric("portcullis_sessions_active", expected, POLL_LIMIT, case)
+        .await;
+}
+
+/// The active-sessions gauge counts the sessions in Redis: two sign-ins
+/// make 2, a sign-out 1, and a SCIM deactivation 0. The count runs every
+/// 200 ms here in place of every 15 s.
+#[tokio::test]
+async fn active_sessions_gauge_follows_sessions() {
+    let stack = Stack::start_with_options(StackOptions {
+        store: SessionStore::Redis,
+        env: vec![(
+            "PORTCULLIS_SESSION__ACTIVE_COUNT_INTERVAL",
+            "200ms".to_owned(),
+        )],
+        ..StackOptions::default()
+    })
+    .await;
+    let scim = ScimClient::new(&stack.portcullis.proxy, &stack.portcullis.token());
+    let created = scim.post("/Users", &user_document(true)).await;
+    created.expect_status(201, "POST /Users");
+    let id = created.body["id"].as_str().expect("an id").to_owned();
+    expect_active_sessions(&stack.portcullis, 0.0, "before any login").await;
+
+    let alice = stack.signed_in("alice").await;
+    let _dana = stack.signed_in(LOGIN).await;
+    expect_active_sessions(&stack.portcullis, 2.0, "two users signed in").await;
+
+    let sign_out = stack.proxy_url("/oauth2/sign_out");
+    let origin = stack.proxy_url("/").origin().ascii_serialization();
+    let response = sign_out_post(&alice, &sign_out, &origin).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FOUND,
+        "expected the sign-out to redirect to the provider"
+    );
+    expect_active_sessions(&stack.portcullis, 1.0, "alice signed out").await;
+
+    deprovision(&scim, &id, Deprovision::OktaPatch).await;
+    expect_active_sessions(&stack.portcullis, 0.0, "dana deactivated").await;
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::support::browser::NAVIGATION_ACCEPT;
 use crate::support::portcullis::Portcullis;
 use crate::support::scim::{ScimClient, SCIM_MEDIA_TYPE};
-use crate::support::{redirect_target, Browser, Echo, SessionStore, Stack};
+use crate::support::{redirect_target, Browser, Echo, SessionStore, Stack, StackOptions};
 
 /// The provider's login name of the test user; its `sub` and
 /// `preferred_username` are the same, its email `dana@example.test`.
@@ -36,6 +36,34 @@ const REVOCATION_LIMIT: Duration = Duration::from_secs(1);
 /// How long the tests keep polling for a rejection, past
 /// [`REVOCATION_LIMIT`], so that a slow one is measured before it fails.
 const REVOCATION_POLL_LIMIT: Duration = Duration::from_secs(8);
+
+/// `session.active_count_interval` of these tests, so that
+/// `portcullis_sessions_active` follows a change within a second.
+const ACTIVE_COUNT_INTERVAL: (&str, &str) = ("PORTCULLIS_SESSION__ACTIVE_COUNT_INTERVAL", "200ms");
+
+/// Starts a stack over `store` that counts active sessions every 200 ms.
+async fn start_stack(store: SessionStore) -> Stack {
+    let (name, value) = ACTIVE_COUNT_INTERVAL;
+    Stack::start_with_options(StackOptions {
+        store,
+        env: vec![(name, value.to_owned())],
+        ..StackOptions::default()
+    })
+    .await
+}
+
+/// Waits until `portcullis_sessions_active` of `instance` reads
+/// `expected`, for at most [`REVOCATION_POLL_LIMIT`].
+async fn expect_active_sessions(instance: &Portcullis, expected: f64, case: &str) {
+    instance
+        .expect_metric(
+            "portcullis_sessions_active",
+            expected,
+            REVOCATION_POLL_LIMIT,
+            case,
+        )
+        .await;
+}
 
 /// Creates the active SCIM user `dana` and returns the client and its id.
 async fn provision_user(stack: &Stack) -> (ScimClient, String) {
@@ -227,7 +255,7 @@ async fn poll_through_failover(
 
 #[tokio::test]
 async fn sentinel_failover_keeps_session() {
-    let mut stack = Stack::start_with(SessionStore::Sentinel).await;
+    let mut stack = start_stack(SessionStore::Sentinel).await;
     let (scim, id) = provision_user(&stack).await;
     let browser = stack.signed_in(LOGIN).await;
     let cookie = browser.session_cookie().expect("signed in");
@@ -273,9 +301,11 @@ async fn sentinel_failover_keeps_session() {
             "expected the session to keep working on the new master"
         );
     }
+    expect_active_sessions(&stack.portcullis, 1.0, "after failover").await;
     let proxy = &stack.portcullis.proxy;
     assert_deactivation_ends_session(&stack, &scim, &id, &browser, &[proxy], "after failover")
         .await;
+    expect_active_sessions(&stack.portcullis, 0.0, "deactivated after failover").await;
 }
 
 /// Returns the SQLite URL of `instance`'s directory, which the harness puts
@@ -287,12 +317,15 @@ fn directory_url(instance: &Portcullis) -> String {
 
 #[tokio::test]
 async fn cluster_login_and_revocation() {
-    let stack = Stack::start_with(SessionStore::Cluster).await;
+    let stack = start_stack(SessionStore::Cluster).await;
     let shared_directory = directory_url(&stack.portcullis);
     let replica = stack
         .start_replica(
             "replica",
-            &[("PORTCULLIS_DIRECTORY__URL", shared_directory.as_str())],
+            &[
+                ("PORTCULLIS_DIRECTORY__URL", shared_directory.as_str()),
+                ACTIVE_COUNT_INTERVAL,
+            ],
         )
         .await;
     let (scim, id) = provision_user(&stack).await;
@@ -318,7 +351,16 @@ async fn cluster_login_and_revocation() {
         "expected the session's index sets in the cluster, found {indexes}"
     );
 
+    for (name, instance) in [("primary", &stack.portcullis), ("replica", &replica)] {
+        let case = format!("cluster, signed in, {name}");
+        expect_active_sessions(instance, 1.0, &case).await;
+    }
+
     assert_deactivation_ends_session(&stack, &scim, &id, &browser, &proxies, "cluster").await;
+    for (name, instance) in [("primary", &stack.portcullis), ("replica", &replica)] {
+        let case = format!("cluster, deactivated, {name}");
+        expect_active_sessions(instance, 0.0, &case).await;
+    }
     assert_eq!(
         cluster.count_keys("portcullis:session:*").await,
         0,

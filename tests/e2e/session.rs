@@ -58,7 +58,7 @@ async fn sign_out_get(browser: &Browser, url: &Url, fetch_site: Option<&str>) ->
 }
 
 /// Submits the sign-out form to `url` with `Origin: origin`.
-async fn sign_out_post(browser: &Browser, url: &Url, origin: &str) -> Response {
+pub(crate) async fn sign_out_post(browser: &Browser, url: &Url, origin: &str) -> Response {
     browser
         .client()
         .post(url.clone())

@@ -262,6 +262,31 @@ end
 return 0
 ";
 
+/// Adds member ARGV[1] to sorted set KEYS[1], scored by its expiry: the
+/// server's time in milliseconds plus ARGV[2]. The set itself expires with
+/// its last member, so it goes away when no replica is left to count it.
+/// Redis's own clock scores the member, as it times the record's `PX`, so
+/// the clocks of the replicas never matter.
+const EXPIRING_ADD_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1
+";
+
+/// Removes the members of sorted set KEYS[1] whose expiry has passed on the
+/// server's clock, and returns the number left.
+const EXPIRING_COUNT_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+";
+
 /// Builds an `EVAL` of `script`. The scripts are a few hundred bytes, and
 /// Redis caches each compiled script, so sending the text every time costs
 /// little and needs no `EVALSHA` fallback.
@@ -422,6 +447,30 @@ impl SessionStore for RedisStore {
         self.run(|mut c| async move { command.query_async::<i64>(&mut c).await })
             .await
             .map(|deleted| deleted == 1)
+    }
+
+    /// Runs a script on the set's key alone, which Redis Cluster accepts.
+    async fn add_expiring(&self, set: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut command = eval(EXPIRING_ADD_SCRIPT, &[set]);
+        command.arg(member).arg(ttl_millis(ttl));
+        self.run(|mut c| async move { command.query_async::<i64>(&mut c).await })
+            .await
+            .map(drop)
+    }
+
+    async fn remove_expiring(&self, set: &str, members: &[String]) -> Result<(), StoreError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        self.run(|mut c| async move { c.zrem::<_, _, i64>(set, members).await })
+            .await
+            .map(drop)
+    }
+
+    async fn count_expiring(&self, set: &str) -> Result<u64, StoreError> {
+        let command = eval(EXPIRING_COUNT_SCRIPT, &[set]);
+        self.run(|mut c| async move { command.query_async::<u64>(&mut c).await })
+            .await
     }
 }
 

@@ -459,3 +459,83 @@ async fn connection_error_names_the_server() {
         "expected {address} in: {message}"
     );
 }
+
+#[tokio::test]
+async fn expiring_set_counts_live_members() {
+    let (stores, _servers) = all_stores().await;
+    let long = Duration::from_secs(60);
+    let short = Duration::from_millis(300);
+    for (name, store) in stores {
+        let count = |set: &'static str| store.count_expiring(set);
+        assert_eq!(count("live").await.expect("count"), 0, "{name}: no set yet");
+        store.add_expiring("live", "a", long).await.expect("add a");
+        store.add_expiring("live", "b", long).await.expect("add b");
+        store.add_expiring("live", "c", short).await.expect("add c");
+        store.add_expiring("other", "d", long).await.expect("add d");
+        assert_eq!(
+            count("live").await.expect("count"),
+            3,
+            "{name}: three added"
+        );
+        store
+            .add_expiring("live", "a", long)
+            .await
+            .expect("add a again");
+        assert_eq!(
+            count("live").await.expect("count"),
+            3,
+            "{name}: a member added twice counts once"
+        );
+
+        store
+            .remove_expiring("live", &names(&["b", "never-added"]))
+            .await
+            .expect("remove");
+        store
+            .remove_expiring("live", &[])
+            .await
+            .expect("removing nothing succeeds");
+        assert_eq!(count("live").await.expect("count"), 2, "{name}: b removed");
+
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            count("live").await.expect("count"),
+            1,
+            "{name}: c left the set at its expiry"
+        );
+        store
+            .add_expiring("live", "a", short)
+            .await
+            .expect("shorten a");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            count("live").await.expect("count"),
+            0,
+            "{name}: adding again moved a's expiry"
+        );
+        assert_eq!(
+            count("other").await.expect("count"),
+            1,
+            "{name}: another set keeps its member"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_expiring_set_expires_with_members() {
+    let redis = TestRedis::start().await;
+    let store = RedisStore::new(&redis.url(), Duration::from_secs(1)).expect("valid URL");
+    store
+        .add_expiring("live", "a", Duration::from_millis(300))
+        .await
+        .expect("add");
+    let mut exists = redis::cmd("EXISTS");
+    exists.arg("live");
+    assert_eq!(redis.query::<i64>(&exists).await, 1, "the set is stored");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        redis.query::<i64>(&exists).await,
+        0,
+        "the set is gone after its last member expired, without a count"
+    );
+}

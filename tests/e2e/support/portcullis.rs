@@ -210,6 +210,47 @@ impl Portcullis {
         self.admin.join(path).expect("valid admin path")
     }
 
+    /// Returns the value of the sample `series` (name and labels exactly as
+    /// rendered) at `/metrics`, or `None` when it is not listed.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let url = self.admin_url("/metrics");
+        let text = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("HTTP client builds")
+            .get(url.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url} failed: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("reading GET {url} failed: {e}"));
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+    }
+
+    /// Fetches `/metrics` every 50 ms until the sample `series` reads
+    /// `expected`, and prints how long that took. Fails the test, naming
+    /// `case` and the last value read, when that takes longer than `limit`.
+    pub async fn expect_metric(&self, series: &str, expected: f64, limit: Duration, case: &str) {
+        let since = Instant::now();
+        let mut value = self.metric(series).await;
+        while value != Some(expected) {
+            assert!(
+                since.elapsed() < limit,
+                "{case}: expected {series} {expected} within {limit:?}, got {value:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            value = self.metric(series).await;
+        }
+        println!(
+            "{case}: {series} read {expected} after {} ms",
+            since.elapsed().as_millis()
+        );
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         self.process.terminate();

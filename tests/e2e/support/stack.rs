@@ -202,22 +202,7 @@ impl Stack {
     /// Returns the value of the sample `series` (name and labels exactly as
     /// rendered) at `/metrics`, or `None` when it is not listed.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let url = self.admin_url("/metrics");
-        let text = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("HTTP client builds")
-            .get(url.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url} failed: {e}"))
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("reading GET {url} failed: {e}"));
-        text.lines().find_map(|line| {
-            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
-            value.trim().parse().ok()
-        })
+        self.portcullis.metric(series).await
     }
 }
 
