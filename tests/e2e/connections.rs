@@ -441,24 +441,13 @@ async fn malformed_chunked_body_not_an_error() {
     );
 }
 
-/// Returns the value of the metric line starting with `name ` on `/metrics`.
+/// Returns the value of the unlabelled metric `name` on `/metrics`.
 async fn metric(stack: &ScimStack, name: &str) -> f64 {
-    let url = stack.portcullis.admin_url("/metrics");
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("HTTP client builds")
-        .get(url.clone())
-        .send()
+    stack
+        .portcullis
+        .metric(name)
         .await
-        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"))
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
+        .unwrap_or_else(|| panic!("metric {name} missing from /metrics"))
 }
 
 /// Waits until `portcullis_connections_open` is `expected`.

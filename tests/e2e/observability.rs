@@ -4,35 +4,18 @@
 
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use reqwest::{Method, StatusCode};
+use reqwest::header::ACCEPT;
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::support::fixtures::CLIENT_SECRET;
-use crate::support::portcullis::Portcullis;
-use crate::support::scim::{ScimClient, SCIM_MEDIA_TYPE};
+use crate::support::portcullis::{metric_sample, Portcullis};
+use crate::support::scim::ScimClient;
 use crate::support::{SessionStore, Stack, StackOptions, BINDING_COOKIE};
 
-/// Returns the value of the sample `series` (name and labels exactly as
-/// rendered), or `None` when `/metrics` does not list it.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
-}
-
 async fn fetch_metrics(stack: &Stack) -> String {
-    let url = stack.admin_url("/metrics");
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("HTTP client builds")
-        .get(url.clone())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
-    assert_eq!(response.status(), StatusCode::OK, "status of GET {url}");
+    let response = stack.portcullis.get_metrics().await;
+    assert_eq!(response.status(), StatusCode::OK, "status of GET /metrics");
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -57,7 +40,7 @@ const RECORD_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 async fn metrics_with(stack: &Stack, series: &str) -> String {
     let mut metrics = fetch_metrics(stack).await;
     for _ in 0..RECORD_RETRIES {
-        if sample(&metrics, series).is_some_and(|value| value >= 1.0) {
+        if metric_sample(&metrics, series).is_some_and(|value| value >= 1.0) {
             break;
         }
         tokio::time::sleep(RECORD_RETRY_INTERVAL).await;
@@ -114,7 +97,7 @@ async fn metrics_count_login_proxy_and_scim() {
         r#"portcullis_provider_fetches_total{outcome="success"}"#,
     ];
     for series in expected {
-        let value = sample(&metrics, series);
+        let value = metric_sample(&metrics, series);
         assert!(
             value.is_some_and(|value| value >= 1.0),
             "expected {series} >= 1, got {value:?} in:\n{metrics}"
@@ -450,22 +433,6 @@ async fn provision_user(scim: &ScimClient) -> String {
         .to_owned()
 }
 
-/// Deactivates User `id` as Okta does, with a PATCH of `active`.
-async fn deactivate_user(scim: &ScimClient, id: &str) {
-    let patch = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "value": {"active": false}}],
-    });
-    let request = scim
-        .request(Method::PATCH, &format!("/Users/{id}"))
-        .header(ACCEPT, SCIM_MEDIA_TYPE)
-        .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
-        .body(patch.to_string());
-    scim.send(request)
-        .await
-        .expect_status(200, "PATCH of active to false");
-}
-
 #[tokio::test]
 async fn metrics_count_session_lifecycle() {
     let stack = Stack::start_with_env(&[
@@ -526,7 +493,7 @@ async fn metrics_count_session_lifecycle() {
     let scim = ScimClient::new(&stack.portcullis.proxy, &stack.portcullis.token());
     let dana_id = provision_user(&scim).await;
     let dana = stack.signed_in(DEPROVISIONED_LOGIN).await;
-    deactivate_user(&scim, &dana_id).await;
+    scim.deactivate_user(&dana_id).await;
     let after = dana.fetch_json(&stack.proxy_url("/echo/after")).await;
     assert_eq!(
         after.status(),

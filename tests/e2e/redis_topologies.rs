@@ -7,13 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{Method, StatusCode, Url};
-use serde_json::{json, Value};
+use reqwest::header::{ACCEPT, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde_json::json;
 
 use crate::support::browser::NAVIGATION_ACCEPT;
 use crate::support::portcullis::Portcullis;
-use crate::support::scim::{ScimClient, SCIM_MEDIA_TYPE};
+use crate::support::scim::ScimClient;
 use crate::support::{redirect_target, Browser, Echo, SessionStore, Stack, StackOptions};
 
 /// The provider's login name of the test user; its `sub` and
@@ -84,26 +84,6 @@ async fn provision_user(stack: &Stack) -> (ScimClient, String) {
     (scim, id)
 }
 
-/// Deactivates user `id` as Okta does: PATCH without a path.
-async fn deactivate_user(scim: &ScimClient, id: &str) {
-    let patch: Value = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "value": {"active": false}}],
-    });
-    let request = scim
-        .request(Method::PATCH, &format!("/Users/{id}"))
-        .header(ACCEPT, SCIM_MEDIA_TYPE)
-        .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
-        .body(patch.to_string());
-    let reply = scim.send(request).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::OK,
-        "expected the deactivation to succeed, got body:\n{}",
-        reply.text
-    );
-}
-
 /// Sends an API call through `proxy` with the browser's cookies.
 async fn api_status(browser: &Browser, proxy: &Url) -> StatusCode {
     let url = proxy.join("/echo/api").expect("valid URL");
@@ -121,7 +101,7 @@ async fn assert_deactivation_ends_session(
     proxies: &[&Url],
     case: &str,
 ) {
-    deactivate_user(scim, id).await;
+    scim.deactivate_user(id).await;
     let responded = Instant::now();
     for proxy in proxies {
         let delay = loop {

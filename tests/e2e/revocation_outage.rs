@@ -71,20 +71,6 @@ fn expect_retry_later(reply: &ScimReply, request: &str) {
     );
 }
 
-/// Returns the value of `series` in the admin listener's `/metrics`.
-async fn metric(stack: &Stack, series: &str) -> Option<f64> {
-    let text = reqwest::get(stack.admin_url("/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("a /metrics body");
-    text.lines().find_map(|line| {
-        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
-}
-
 #[tokio::test]
 async fn deactivation_during_outage_retried() {
     let mut stack = Stack::start_with(SessionStore::Redis).await;
@@ -147,17 +133,15 @@ async fn deactivation_during_outage_retried() {
         statuses.len()
     );
     assert_eq!(
-        metric(&stack, "portcullis_revocation_retries_pending").await,
+        stack.metric("portcullis_revocation_retries_pending").await,
         Some(0.0),
         "expected no revocation waiting once the session ended"
     );
     assert!(
-        metric(
-            &stack,
-            "portcullis_revocation_retries_total{outcome=\"success\"}"
-        )
-        .await
-        .is_some_and(|count| count >= 1.0),
+        stack
+            .metric("portcullis_revocation_retries_total{outcome=\"success\"}")
+            .await
+            .is_some_and(|count| count >= 1.0),
         "expected a successful retry in /metrics"
     );
 }

@@ -210,11 +210,10 @@ impl Portcullis {
         self.admin.join(path).expect("valid admin path")
     }
 
-    /// Returns the value of the sample `series` (name and labels exactly as
-    /// rendered) at `/metrics`, or `None` when it is not listed.
-    pub async fn metric(&self, series: &str) -> Option<f64> {
+    /// Sends `GET /metrics` to the admin listener and returns the response.
+    pub async fn get_metrics(&self) -> reqwest::Response {
         let url = self.admin_url("/metrics");
-        let text = reqwest::Client::builder()
+        reqwest::Client::builder()
             .no_proxy()
             .build()
             .expect("HTTP client builds")
@@ -222,13 +221,18 @@ impl Portcullis {
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {url} failed: {e}"))
+    }
+
+    /// Returns the value of the sample `series` (name and labels exactly as
+    /// rendered) at `/metrics`, or `None` when it is not listed.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .get_metrics()
+            .await
             .text()
             .await
-            .unwrap_or_else(|e| panic!("reading GET {url} failed: {e}"));
-        text.lines().find_map(|line| {
-            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
-            value.trim().parse().ok()
-        })
+            .unwrap_or_else(|e| panic!("reading GET /metrics failed: {e}"));
+        metric_sample(&text, series)
     }
 
     /// Fetches `/metrics` every 50 ms until the sample `series` reads
@@ -331,6 +335,16 @@ impl Portcullis {
 
 fn origin(port: u16) -> Url {
     Url::parse(&format!("http://{PROXY_HOST}:{port}/")).expect("valid loopback URL")
+}
+
+/// Returns the value of the sample `series` (name and labels exactly as
+/// rendered) in the Prometheus text `metrics`, or `None` when it is not
+/// listed.
+pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
 }
 
 /// Builds a command that runs the portcullis binary of this build, without

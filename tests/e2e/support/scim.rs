@@ -333,6 +333,23 @@ impl ScimClient {
             .body(body.to_string());
         self.send(request).await
     }
+
+    /// Deactivates User `id` as Okta does: a PATCH of `active` without a
+    /// path. Fails the test unless the response is 200.
+    pub async fn deactivate_user(&self, id: &str) {
+        let patch = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "value": {"active": false}}],
+        });
+        let request = self
+            .request(Method::PATCH, &format!("/Users/{id}"))
+            .header(ACCEPT, SCIM_MEDIA_TYPE)
+            .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
+            .body(patch.to_string());
+        self.send(request)
+            .await
+            .expect_status(200, "PATCH of active to false");
+    }
 }
 
 /// Returns `?filter=<filter>` with the filter percent-encoded, followed by
