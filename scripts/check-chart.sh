@@ -161,6 +161,7 @@ printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata:' '  name: notes-chec
   '  notes: {{ include "portcullis.notesCheck" . | toJson }}' >"$notes_chart/templates/notes-check.yaml"
 
 # expect_notes NAME VALUES-FILE EXPECTED-LINE...
+# An EXPECTED-LINE starting with "!" must not appear.
 expect_notes() {
   local name="$1" values="$2" line missing=""
   shift 2
@@ -168,7 +169,11 @@ expect_notes() {
     -f "$values" --show-only templates/notes-check.yaml >"$work/notes.yaml"
   "$python" scripts/chart_checks.py notes "$work/notes.yaml" >"$work/notes.txt"
   for line in "$@"; do
-    if ! grep -qF -- "$line" "$work/notes.txt"; then
+    if [[ "$line" == '!'* ]]; then
+      if grep -qF -- "${line#!}" "$work/notes.txt"; then
+        missing+="unexpected: ${line#!}"$'\n'
+      fi
+    elif ! grep -qF -- "$line" "$work/notes.txt"; then
       missing+="missing: $line"$'\n'
     fi
   done
@@ -191,6 +196,22 @@ expect_notes "NOTES.txt gives the Okta values" "$chart/ci/minimal-values.yaml" \
 expect_notes "NOTES.txt in sidecar mode" "$chart/ci/sidecar-values.yaml" \
   "kubectl exec -n auth <dashboard pod> -c portcullis --" \
   "Sidecar mode: the chart created ConfigMap portcullis and Secret portcullis."
+# Behind an ingress without trusted proxies, every client has the
+# controller's address.
+no_proxies_warning="WARNING: ingress.enabled is true but config.server.trustedProxies is empty."
+cat "$chart/ci/minimal-values.yaml" - >"$work/ingress-no-proxies.yaml" <<'VALUES'
+ingress:
+  enabled: true
+  hosts:
+    - host: dashboard.example.com
+      paths:
+        - path: /
+          pathType: Prefix
+VALUES
+expect_notes "NOTES.txt warns of an ingress without trusted proxies" "$work/ingress-no-proxies.yaml" \
+  "$no_proxies_warning" "config.server.trustedProxies to the controller's pod network"
+expect_notes "NOTES.txt is quiet when trusted proxies are set" "$chart/ci/ha-postgres-values.yaml" \
+  "!$no_proxies_warning"
 
 # expect_render_failure NAME MESSAGE-FRAGMENT HELM-ARGS...
 expect_render_failure() {
