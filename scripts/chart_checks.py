@@ -8,6 +8,10 @@ Each subcommand reads a YAML stream that `helm template` wrote:
                            Secret), for `portcullis check-config`
   annotation RENDERED KEY  prints the pod template annotation KEY of the
                            Deployment
+  query RENDERED KIND NAME PATH
+                           prints, as compact JSON with sorted keys, the value
+                           at PATH (keys and list indexes joined by dots) in
+                           the object of KIND named NAME, or null when absent
   notes RENDERED           prints the `notes` key of the notes-check ConfigMap
   sidecar-pod README OUT   writes a Pod manifest built from the README's
                            sidecar snippet, for kubernetes-validate
@@ -19,6 +23,7 @@ Runs with the Python of .venv-k8s, which has PyYAML.
 """
 
 import base64
+import json
 import pathlib
 import re
 import shlex
@@ -92,6 +97,19 @@ def print_annotation(rendered, key):
     print(annotations.get(key, ""))
 
 
+def print_query(rendered, kind, name, path):
+    value = find_object(load_objects(rendered), kind, name)
+    for step in path.split("."):
+        if isinstance(value, list) and step.isdigit() and int(step) < len(value):
+            value = value[int(step)]
+        elif isinstance(value, dict) and step in value:
+            value = value[step]
+        else:
+            value = None
+            break
+    print(json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
 def print_notes(rendered):
     print(find_object(load_objects(rendered), "ConfigMap", "notes-check")["data"]["notes"])
 
@@ -127,6 +145,7 @@ def main(arguments):
     commands = {
         "config": (write_config, 2),
         "annotation": (print_annotation, 2),
+        "query": (print_query, 4),
         "notes": (print_notes, 1),
         "sidecar-pod": (write_sidecar_pod, 2),
         "install-args": (print_install_args, 1),

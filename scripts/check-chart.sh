@@ -9,8 +9,12 @@
 # reach the Secret unchanged, and a rediss:// URL, which portcullis cannot
 # use, must fail the values schema. Each rendered configuration must pass
 # `portcullis check-config`. The pod checksum must change with the
-# configuration only, NOTES.txt must give the Okta values, and the README's
-# helm install command and sidecar snippet must render and validate.
+# configuration only, NOTES.txt must give the Okta values and warn of an
+# ingress without trusted proxies, and the README's helm install command
+# and sidecar snippet must render and validate. Chosen values of rendered
+# objects are compared (the dashboard's NetworkPolicy, the ServiceAccount
+# and the extension points), and value combinations that cannot work must
+# fail to render with the chart's message.
 # The portcullis binary is PORTCULLIS_BINARY, or target/debug/portcullis,
 # built when missing.
 # Prints one line per check and ends with "N passed, N failed"; exits 1
@@ -107,6 +111,58 @@ for values in "$chart"/ci/*-values.yaml; do
     fail "portcullis check-config $name" "$work/$name.check"
   fi
 done
+
+# expect_value NAME RENDERED KIND OBJECT PATH EXPECTED-JSON
+# Checks one value of a rendered object (see `chart_checks.py query`).
+expect_value() {
+  local name="$1" rendered="$2" kind="$3" object="$4" path="$5" expected="$6" actual
+  if [[ ! -s "$rendered" ]]; then
+    fail "$name: $rendered was not rendered"
+    return
+  fi
+  actual="$("$python" scripts/chart_checks.py query "$rendered" "$kind" "$object" "$path" 2>&1)" || true
+  if [[ "$actual" == "$expected" ]]; then
+    pass "$name"
+  else
+    printf '%s %s %s\nexpected %s\nfound    %s\n' "$kind" "$object" "$path" "$expected" "$actual" >"$work/value.err"
+    fail "$name" "$work/value.err"
+  fi
+}
+
+# The dashboard's NetworkPolicy sits in the dashboard's namespace and admits
+# only this release's portcullis pods, from the release namespace.
+expect_value "dashboard NetworkPolicy is in the dashboard's namespace" "$work/ha-postgres-values.yaml" \
+  NetworkPolicy portcullis-dashboard metadata.namespace '"default"'
+expect_value "dashboard NetworkPolicy selects the dashboard's pods" "$work/ha-postgres-values.yaml" \
+  NetworkPolicy portcullis-dashboard spec.podSelector '{"matchLabels":{"app.kubernetes.io/name":"dashboard"}}'
+expect_value "dashboard NetworkPolicy admits only portcullis pods" "$work/ha-postgres-values.yaml" \
+  NetworkPolicy portcullis-dashboard spec.ingress \
+  '[{"from":[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"auth"}},"podSelector":{"matchLabels":{"app.kubernetes.io/instance":"portcullis","app.kubernetes.io/name":"portcullis"}}}],"ports":[{"port":3000,"protocol":"TCP"}]}]'
+
+# The extension points land where Kubernetes reads them, and the service
+# account token stays unmounted.
+extensions="$work/extensions-values.yaml"
+pod_spec="spec.template.spec"
+expect_value "default ServiceAccount is the chart's own" "$work/minimal-values.yaml" \
+  Deployment portcullis "$pod_spec.serviceAccountName" '"portcullis"'
+expect_value "service account token is not mounted" "$work/minimal-values.yaml" \
+  Deployment portcullis "$pod_spec.automountServiceAccountToken" 'false'
+expect_value "ServiceAccount does not automount its token" "$work/minimal-values.yaml" \
+  ServiceAccount portcullis automountServiceAccountToken 'false'
+expect_value "serviceAccount.name names the pods' account" "$extensions" \
+  Deployment portcullis "$pod_spec.serviceAccountName" '"portcullis-oidc"'
+expect_value "serviceAccount.annotations reach the ServiceAccount" "$extensions" \
+  ServiceAccount portcullis-oidc metadata.annotations '{"eks.amazonaws.com/role-arn":"arn:aws:iam::111122223333:role/portcullis"}'
+expect_value "extraEnv reaches the container" "$extensions" \
+  Deployment portcullis "$pod_spec.containers.0.env.2" '{"name":"POD_NAME","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}'
+expect_value "extraVolumes follow the chart's volumes" "$extensions" \
+  Deployment portcullis "$pod_spec.volumes.4.name" '"scratch"'
+expect_value "extraVolumeMounts follow the chart's mounts" "$extensions" \
+  Deployment portcullis "$pod_spec.containers.0.volumeMounts.4" '{"mountPath":"/var/tmp","name":"scratch"}'
+expect_value "topologySpreadConstraints reach the pod" "$extensions" \
+  Deployment portcullis "$pod_spec.topologySpreadConstraints.0.topologyKey" '"topology.kubernetes.io/zone"'
+expect_value "loadBalancerSourceRanges reach the Service" "$extensions" \
+  Service portcullis spec.loadBalancerSourceRanges '["203.0.113.0/24","2001:db8::/32"]'
 
 # The README's helm install command, rendered with its placeholders filled.
 mapfile -t install_args < <("$python" scripts/chart_checks.py install-args README.md)
@@ -239,6 +295,48 @@ expect_render_failure "reject HPA with in-memory sessions" \
 expect_render_failure "reject a rediss:// Redis URL" \
   "secret.redisUrl: Does not match pattern" \
   -f "$chart/ci/sentinel-values.yaml" --set secret.redisUrl=rediss://:pw@redis:6379
+
+expect_render_failure "reject Kubernetes before 1.30" \
+  "chart requires kubeVersion: >=1.30.0-0" \
+  -f "$chart/ci/minimal-values.yaml" --kube-version 1.29.0
+expect_render_failure "reject a misspelt log level" \
+  "config.log.level: Does not match pattern" \
+  -f "$chart/ci/minimal-values.yaml" --set config.log.level=inof
+expect_render_failure "reject a misspelt level in a directive list" \
+  "config.log.level: Does not match pattern" \
+  -f "$chart/ci/minimal-values.yaml" --set config.log.level='portcullis=debug\,inf'
+expect_render_failure "reject an unknown log format" \
+  "config.log.format must be one of the following" \
+  -f "$chart/ci/minimal-values.yaml" --set config.log.format=jsno
+expect_render_failure "reject secret values beside existingSecret" \
+  "secret.existingSecret (portcullis-credentials) and secret.clientSecret, secret.redisUrl are both set" \
+  -f "$chart/ci/existing-secret-values.yaml" --set secret.clientSecret=example \
+  --set secret.redisUrl=redis://redis:6379
+expect_render_failure "reject a ServiceMonitor that the NetworkPolicy blocks" \
+  "serviceMonitor.enabled with networkPolicy.enabled needs networkPolicy.adminFrom" \
+  -f "$chart/ci/ha-postgres-values.yaml" --set-json 'networkPolicy.adminFrom=[]'
+expect_render_failure "reject a PDB on one replica" \
+  "podDisruptionBudget.minAvailable (1) must be below the replica count (1:" \
+  -f "$chart/ci/minimal-values.yaml" --set podDisruptionBudget.enabled=true
+expect_render_failure "reject a PDB percentage that keeps every replica" \
+  "podDisruptionBudget.minAvailable (60%) must be below the replica count (2:" \
+  -f "$chart/ci/sentinel-values.yaml" --set podDisruptionBudget.minAvailable=60%
+expect_render_failure "reject a PDB above autoscaling.minReplicas" \
+  "podDisruptionBudget.minAvailable (3) must be below the replica count (3:" \
+  -f "$chart/ci/ha-postgres-values.yaml" --set podDisruptionBudget.minAvailable=3
+expect_render_failure "reject loadBalancerSourceRanges on a ClusterIP" \
+  "service.loadBalancerSourceRanges applies only to service.type LoadBalancer, not ClusterIP" \
+  -f "$chart/ci/minimal-values.yaml" --set-json 'service.loadBalancerSourceRanges=["203.0.113.0/24"]'
+expect_render_failure "reject an extra volume named like the chart's" \
+  'extraVolumes: the name "tmp" is one of the chart' \
+  -f "$chart/ci/minimal-values.yaml" --set-json 'extraVolumes=[{"name":"tmp","emptyDir":{}}]'
+expect_render_failure "reject a dashboard NetworkPolicy without podSelector" \
+  "dashboardNetworkPolicy.podSelector is required" \
+  -f "$chart/ci/minimal-values.yaml" --set dashboardNetworkPolicy.enabled=true
+expect_render_failure "reject a dashboard NetworkPolicy in sidecar mode" \
+  "dashboardNetworkPolicy is not available with sidecar.enabled" \
+  -f "$chart/ci/sidecar-values.yaml" --set dashboardNetworkPolicy.enabled=true \
+  --set dashboardNetworkPolicy.podSelector.app=dashboard
 
 # expect_secret_url NAME URL HELM-ARGS...
 # Renders with the given values and checks that the Secret's redis-url key

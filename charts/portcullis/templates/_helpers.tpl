@@ -33,6 +33,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "portcullis.fullname" .) .Values.secret.existingSecret }}
 {{- end }}
 
+{{/* The pods' ServiceAccount: the chart's own, or the one named, or the namespace's default. */}}
+{{- define "portcullis.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "portcullis.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{/* Directory where the Secret's keys appear as files. */}}
 {{- define "portcullis.secretDir" -}}
 /var/run/secrets/portcullis
@@ -76,6 +85,8 @@ sign users out at random and split the directory.
 {{- fail "replicaCount > 1 or autoscaling.enabled needs config.directory.backend: postgres, because a SQLite directory belongs to one pod. Set config.directory.backend=postgres and secret.databaseUrl (or the database-url key of secret.existingSecret), or run one replica." }}
 {{- end }}
 {{- end }}
+{{- include "portcullis.validateSecret" . }}
+{{- include "portcullis.validateKubernetes" . }}
 {{- if not $v.secret.existingSecret }}
 {{- $_ = required "secret.clientSecret is required (or name a Secret with key client-secret in secret.existingSecret)" $v.secret.clientSecret }}
 {{- if not $v.secret.cookieKeys }}
@@ -91,6 +102,62 @@ sign users out at random and split the directory.
 {{- end }}
 {{- if eq $v.config.directory.backend "postgres" }}
 {{- $_ = required "secret.databaseUrl is required when config.directory.backend is postgres, such as postgres://portcullis:PASSWORD@postgres:5432/portcullis" $v.secret.databaseUrl }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Reject secret values given beside secret.existingSecret: the chart would
+not render them, and the pods would read the existing Secret instead.
+*/}}
+{{- define "portcullis.validateSecret" -}}
+{{- $secret := .Values.secret }}
+{{- if $secret.existingSecret }}
+{{- $given := list }}
+{{- range $key := list "clientSecret" "cookieKeys" "redisUrl" "databaseUrl" }}
+{{- if index $secret $key }}
+{{- $given = append $given (printf "secret.%s" $key) }}
+{{- end }}
+{{- end }}
+{{- if $given }}
+{{- fail (printf "secret.existingSecret (%s) and %s are both set, but the chart would ignore %s. Put those values in the existing Secret and remove them here, or remove secret.existingSecret so the chart creates the Secret." $secret.existingSecret (join ", " $given) (join ", " $given)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Reject Kubernetes objects that would render but not do their job. */}}
+{{- define "portcullis.validateKubernetes" -}}
+{{- $v := .Values }}
+{{- if and (not $v.sidecar.enabled) $v.serviceMonitor.enabled $v.networkPolicy.enabled (not $v.networkPolicy.adminFrom) }}
+{{- fail "serviceMonitor.enabled with networkPolicy.enabled needs networkPolicy.adminFrom: an empty adminFrom admits no peer to the admin port, so Prometheus could not scrape /metrics. Add Prometheus's pods, such as a namespaceSelector for the monitoring namespace." }}
+{{- end }}
+{{- if and (not $v.sidecar.enabled) $v.podDisruptionBudget.enabled }}
+{{- $replicas := int (ternary $v.autoscaling.minReplicas $v.replicaCount $v.autoscaling.enabled) }}
+{{- $minAvailable := toString $v.podDisruptionBudget.minAvailable }}
+{{- $required := atoi $minAvailable }}
+{{- if hasSuffix "%" $minAvailable }}
+{{- /* The eviction API rounds a percentage up. */}}
+{{- $required = div (add (mul (atoi (trimSuffix "%" $minAvailable)) $replicas) 99) 100 }}
+{{- end }}
+{{- if ge (int $required) $replicas }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%s) must be below the replica count (%d: replicaCount, or autoscaling.minReplicas with autoscaling), because otherwise no pod can be evicted and node drains block. Run at least 2 replicas with minAvailable 1, or set podDisruptionBudget.enabled=false." $minAvailable $replicas) }}
+{{- end }}
+{{- end }}
+{{- if and $v.service.loadBalancerSourceRanges (ne $v.service.type "LoadBalancer") }}
+{{- fail (printf "service.loadBalancerSourceRanges applies only to service.type LoadBalancer, not %s; remove it or set service.type=LoadBalancer" $v.service.type) }}
+{{- end }}
+{{- range $v.extraVolumes }}
+{{- if has .name (list "config" "secrets" "data" "tmp") }}
+{{- fail (printf "extraVolumes: the name %q is one of the chart's own volumes (config, secrets, data, tmp); choose another" .name) }}
+{{- end }}
+{{- end }}
+{{- $policy := $v.dashboardNetworkPolicy }}
+{{- if $policy.enabled }}
+{{- if $v.sidecar.enabled }}
+{{- fail "dashboardNetworkPolicy is not available with sidecar.enabled: portcullis and the dashboard share one pod, so a NetworkPolicy cannot tell them apart. Bind the dashboard to 127.0.0.1, or restrict its port with a NetworkPolicy of your own (see the README's \"Sidecar mode\")." }}
+{{- end }}
+{{- if not $policy.podSelector }}
+{{- fail "dashboardNetworkPolicy.podSelector is required when dashboardNetworkPolicy.enabled: the labels of the dashboard's pods, such as {app.kubernetes.io/name: grafana}" }}
 {{- end }}
 {{- end }}
 {{- end }}
