@@ -516,6 +516,31 @@ fn allow_pipelining(session: &mut Session) {
     }
 }
 
+/// Maximum bytes of the `Host` value in Pingora's error lines: a DNS name
+/// has at most 253 characters and a port adds at most 6.
+const SUMMARY_MAX_HOST_BYTES: usize = 260;
+
+/// Describes a request for Pingora's error lines: the method, the
+/// normalised path of the access line (`-` when it was rejected or not read
+/// yet), the `Host` and the request id. The raw target is left out because
+/// its query string can carry an authorization code or an API key.
+fn summarise_request(request: &RequestHeader, ctx: &RequestContext) -> String {
+    let host = request
+        .headers
+        .get(http::header::HOST)
+        .map(|value| value.as_bytes())
+        .or_else(|| request.uri.host().map(str::as_bytes))
+        .unwrap_or(b"-");
+    let host = &host[..host.len().min(SUMMARY_MAX_HOST_BYTES)];
+    format!(
+        "{} {}, Host: {}, request_id: {}",
+        request.method,
+        ctx.path.as_deref().unwrap_or("-"),
+        host.escape_ascii(),
+        ctx.request_id
+    )
+}
+
 /// Writes a local response with the request id in `X-Request-Id`. Pingora
 /// skips `response_filter` for these, so the header is added here.
 async fn send_local(
@@ -685,6 +710,12 @@ impl ProxyHttp for Portcullis {
             tracing::debug!(error = %error, request_id = %ctx.request_id, "request failed on the client's side");
         }
         client_caused
+    }
+
+    /// Replaces Pingora's description of the request in its error lines,
+    /// which shows the query string, with [`summarise_request`].
+    fn request_summary(&self, session: &Session, ctx: &RequestContext) -> String {
+        summarise_request(session.req_header(), ctx)
     }
 
     async fn logging(
