@@ -107,6 +107,36 @@ async fn metrics_count_login_proxy_and_scim() {
         !metrics.contains("/reports") && !metrics.contains("alice"),
         "no path or user may appear as a label:\n{metrics}"
     );
+
+    let build_info = format!(
+        "portcullis_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        metric_sample(&metrics, &build_info),
+        Some(1.0),
+        "expected {build_info} 1 in:\n{metrics}"
+    );
+    let process_families = [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ];
+    for family in process_families {
+        let value = metric_sample(&metrics, family);
+        assert!(
+            value.is_some_and(|value| value >= 0.0),
+            "expected a sample of {family} in:\n{metrics}"
+        );
+    }
+    for family in ["process_resident_memory_bytes", "process_open_fds"] {
+        let value = metric_sample(&metrics, family);
+        assert!(
+            value.is_some_and(|value| value > 0.0),
+            "expected {family} > 0, got {value:?}"
+        );
+    }
 }
 
 fn is_access_line(line: &str, path: &str) -> bool {
