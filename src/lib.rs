@@ -26,7 +26,7 @@
 //! a session that the access policy admits, or gets a redirect to the
 //! provider (browser navigation) or 401 (API call).
 //! `upstream_request_filter` then strips client-sent identity headers and
-//! portcullis's cookies and sets the verified identity. Background services
+//! portcullis's cookies and sets the verified identity and the request id. Background services
 //! reload the provider's metadata and keys, follow session revocations
 //! published by other replicas, count the live sessions for the
 //! `portcullis_sessions_active` gauge, and re-read secret files on SIGHUP.

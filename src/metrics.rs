@@ -1,5 +1,8 @@
 //! Prometheus metrics: one process-wide [`Registry`] of portcullis's own,
-//! rendered in the text format at `/metrics` on the admin listener.
+//! rendered in the text format at `/metrics` on the admin listener. On
+//! Linux the registry also contains the prometheus crate's process collector,
+//! which reads `/proc/self` on each scrape for the standard `process_*`
+//! families.
 //!
 //! Every label takes values from a small fixed set (route classes, status
 //! classes, outcome names), never a path or a user id, so the number of
@@ -80,6 +83,9 @@ pub struct Metrics {
     /// Fetches of the provider's discovery document with its JWKS (one
     /// fetch loads both), by `outcome`.
     pub provider_fetches: IntCounterVec,
+    /// Always 1, with the crate version as the `version` label, so a query
+    /// can tell which release each replica runs.
+    pub build_info: IntGauge,
 }
 
 impl Metrics {
@@ -209,8 +215,10 @@ impl Metrics {
                 "Fetches of the OpenID provider's discovery document and JWKS, by outcome.",
                 &["outcome"],
             ),
+            build_info: build_info(&registry),
             registry,
         };
+        register_process_collector(&metrics.registry);
         metrics.initialise_series();
         metrics
     }
@@ -339,6 +347,36 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     counter
 }
 
+/// Creates `portcullis_build_info`, set to 1 with the crate version as a
+/// constant label.
+fn build_info(registry: &Registry) -> IntGauge {
+    let options = Opts::new(
+        "portcullis_build_info",
+        "Always 1; the version label is the portcullis release.",
+    )
+    .const_label("version", env!("CARGO_PKG_VERSION"));
+    let gauge = IntGauge::with_opts(options).expect("static name, help and label are valid");
+    registry
+        .register(Box::new(gauge.clone()))
+        .expect("each family is registered once");
+    gauge.set(1);
+    gauge
+}
+
+/// Registers the collector of the standard `process_*` families: CPU time,
+/// resident and virtual memory, open and maximum file descriptors, threads
+/// and the start time. It reads `/proc`, so it exists on Linux only.
+fn register_process_collector(registry: &Registry) {
+    #[cfg(target_os = "linux")]
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("the process families are registered once");
+    #[cfg(not(target_os = "linux"))]
+    let _ = registry;
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let gauge = IntGauge::new(name, help).expect("static name and help are valid");
     registry
@@ -411,11 +449,43 @@ mod tests {
             "portcullis_revocation_retries_total",
             "portcullis_revocation_retries_pending",
             "portcullis_provider_fetches_total",
+            "portcullis_build_info",
         ];
         for family in families {
             assert!(
                 text.contains(&format!("# TYPE {family} ")),
                 "family {family} missing from:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn build_info_carries_version() {
+        let text = Metrics::new().render();
+        let line = format!(
+            "portcullis_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&line), "line {line} missing from:\n{text}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn render_lists_process_families() {
+        let text = Metrics::new().render();
+        let families = [
+            ("process_cpu_seconds_total", "counter"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("process_virtual_memory_bytes", "gauge"),
+            ("process_open_fds", "gauge"),
+            ("process_max_fds", "gauge"),
+            ("process_threads", "gauge"),
+            ("process_start_time_seconds", "gauge"),
+        ];
+        for (family, kind) in families {
+            assert!(
+                text.contains(&format!("# TYPE {family} {kind}\n")),
+                "family {family} of type {kind} missing from:\n{text}"
             );
         }
     }

@@ -6,6 +6,7 @@ pub mod backchannel;
 pub mod connections;
 pub mod forwarded;
 pub mod identity;
+pub mod request_id;
 pub mod response_head;
 pub mod route;
 pub mod scim;
@@ -61,6 +62,8 @@ pub struct ProxySettings {
 /// Per-request state carried between the hooks.
 pub struct RequestContext {
     started: Instant,
+    /// The id of the access line and of `X-Request-Id`: generated, or a
+    /// trusted proxy's.
     request_id: String,
     /// Counts the request as in flight, for graceful shutdown.
     _in_flight: InFlight,
@@ -261,9 +264,25 @@ impl Portcullis {
         )
     }
 
+    /// Reads who sent the request: the peer, the original client behind
+    /// trusted proxies, and a trusted proxy's request id, which then
+    /// replaces the generated one.
+    fn identify_client(&self, session: &Session, ctx: &mut RequestContext) {
+        let forwarded = &self.settings.forwarded;
+        let headers = &session.req_header().headers;
+        ctx.peer = session
+            .client_addr()
+            .and_then(|addr| addr.as_inet())
+            .map(SocketAddr::ip);
+        ctx.client_ip = forwarded.client_ip(headers, ctx.peer);
+        if let Some(id) = request_id::forwarded(headers, forwarded.is_trusted(ctx.peer)) {
+            ctx.request_id = id;
+        }
+    }
+
     /// Prepares the request for the dashboard: identity headers are removed in
-    /// every spelling and set from the verified session, and portcullis's own
-    /// cookies are removed.
+    /// every spelling and set from the verified session, `X-Request-Id` is
+    /// set to the request id, and portcullis's own cookies are removed.
     pub fn prepare_upstream_request(&self, request: &mut RequestHeader, ctx: &RequestContext) {
         for name in identity::strip_identity_headers(&request.headers) {
             tracing::debug!(header = %name, request_id = %ctx.request_id, "removed client-sent identity header");
@@ -271,6 +290,7 @@ impl Portcullis {
         }
         self.settings.forwarded.apply(request, ctx.peer);
         self.settings.forwarded.set_missing_host(request);
+        request_id::set_on_request(request, &ctx.request_id);
         if let Some(identity) = &ctx.identity {
             for (name, value) in identity::identity_headers(identity) {
                 // insert_header fails only for invalid names or values, and both were checked.
@@ -496,9 +516,42 @@ fn allow_pipelining(session: &mut Session) {
     }
 }
 
-fn new_request_id() -> String {
-    use rand::Rng;
-    format!("{:016x}", rand::thread_rng().gen::<u64>())
+/// Maximum bytes of the `Host` value in Pingora's error lines: a DNS name
+/// has at most 253 characters and a port adds at most 6.
+const SUMMARY_MAX_HOST_BYTES: usize = 260;
+
+/// Describes a request for Pingora's error lines: the method, the
+/// normalised path of the access line (`-` when it was rejected or not read
+/// yet), the `Host` and the request id. The raw target is left out because
+/// its query string can carry an authorization code or an API key.
+fn summarise_request(request: &RequestHeader, ctx: &RequestContext) -> String {
+    let host = request
+        .headers
+        .get(http::header::HOST)
+        .map(|value| value.as_bytes())
+        .or_else(|| request.uri.host().map(str::as_bytes))
+        .unwrap_or(b"-");
+    let host = &host[..host.len().min(SUMMARY_MAX_HOST_BYTES)];
+    format!(
+        "{} {}, Host: {}, request_id: {}",
+        request.method,
+        ctx.path.as_deref().unwrap_or("-"),
+        host.escape_ascii(),
+        ctx.request_id
+    )
+}
+
+/// Writes a local response with the request id in `X-Request-Id`. Pingora
+/// skips `response_filter` for these, so the header is added here.
+async fn send_local(
+    session: &mut Session,
+    response: LocalResponse,
+    ctx: &RequestContext,
+) -> pingora::Result<()> {
+    response
+        .with_header(request_id::HEADER, ctx.request_id.as_str())
+        .send(session)
+        .await
 }
 
 #[async_trait]
@@ -508,7 +561,7 @@ impl ProxyHttp for Portcullis {
     fn new_ctx(&self) -> RequestContext {
         RequestContext {
             started: Instant::now(),
-            request_id: new_request_id(),
+            request_id: request_id::generate(),
             _in_flight: self.lifecycle.start_request(),
             peer: None,
             client_ip: None,
@@ -536,14 +589,7 @@ impl ProxyHttp for Portcullis {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> pingora::Result<bool> {
-        ctx.peer = session
-            .client_addr()
-            .and_then(|addr| addr.as_inet())
-            .map(SocketAddr::ip);
-        ctx.client_ip = self
-            .settings
-            .forwarded
-            .client_ip(&session.req_header().headers, ctx.peer);
+        self.identify_client(session, ctx);
         // Once SIGTERM has arrived every response closes its connection, so
         // clients reconnect to a replica that is not stopping.
         let stopping = self.lifecycle.is_draining() || session.is_process_shutting_down();
@@ -562,9 +608,8 @@ impl ProxyHttp for Portcullis {
             // the end, so the client must be told.
             session.set_keepalive(None);
             let limit = self.settings.max_request_header_bytes;
-            header_too_large(session.req_header(), limit)
-                .send(session)
-                .await?;
+            let response = header_too_large(session.req_header(), limit);
+            send_local(session, response, ctx).await?;
             return Ok(true);
         }
         let response = match self.decide(session.req_header(), ctx).await {
@@ -575,7 +620,7 @@ impl ProxyHttp for Portcullis {
                 scim::serve_scim(session, self.scim.as_deref(), &subpath).await
             }
         };
-        response.send(session).await?;
+        send_local(session, response, ctx).await?;
         Ok(true)
     }
 
@@ -628,6 +673,9 @@ impl ProxyHttp for Portcullis {
         if let Some(cookie) = ctx.set_cookie.take() {
             upstream_response.append_header(http::header::SET_COOKIE, cookie)?;
         }
+        // Replaces any id of the dashboard's, so the client sees the one in
+        // the access line.
+        upstream_response.insert_header(request_id::HEADER, ctx.request_id.as_str())?;
         Ok(())
     }
 
@@ -643,7 +691,7 @@ impl ProxyHttp for Portcullis {
             // must be told not to send another request on it.
             session.set_keepalive(None);
             let response = failure_response(session.req_header(), status, ctx.route);
-            if let Err(write_error) = response.send(session).await {
+            if let Err(write_error) = send_local(session, response, ctx).await {
                 tracing::debug!(error = %write_error, request_id = %ctx.request_id, "cannot write error page");
             }
         }
@@ -662,6 +710,12 @@ impl ProxyHttp for Portcullis {
             tracing::debug!(error = %error, request_id = %ctx.request_id, "request failed on the client's side");
         }
         client_caused
+    }
+
+    /// Replaces Pingora's description of the request in its error lines,
+    /// which shows the query string, with [`summarise_request`].
+    fn request_summary(&self, session: &Session, ctx: &RequestContext) -> String {
+        summarise_request(session.req_header(), ctx)
     }
 
     async fn logging(

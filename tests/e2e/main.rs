@@ -32,6 +32,7 @@ mod okta_spec;
 mod redirect_loops;
 mod redis_topologies;
 mod refresh;
+mod request_ids;
 mod revocation_outage;
 mod scim_cli;
 mod scim_conformance;

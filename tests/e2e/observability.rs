@@ -107,6 +107,36 @@ async fn metrics_count_login_proxy_and_scim() {
         !metrics.contains("/reports") && !metrics.contains("alice"),
         "no path or user may appear as a label:\n{metrics}"
     );
+
+    let build_info = format!(
+        "portcullis_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        metric_sample(&metrics, &build_info),
+        Some(1.0),
+        "expected {build_info} 1 in:\n{metrics}"
+    );
+    let process_families = [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ];
+    for family in process_families {
+        let value = metric_sample(&metrics, family);
+        assert!(
+            value.is_some_and(|value| value >= 0.0),
+            "expected a sample of {family} in:\n{metrics}"
+        );
+    }
+    for family in ["process_resident_memory_bytes", "process_open_fds"] {
+        let value = metric_sample(&metrics, family);
+        assert!(
+            value.is_some_and(|value| value > 0.0),
+            "expected {family} > 0, got {value:?}"
+        );
+    }
 }
 
 fn is_access_line(line: &str, path: &str) -> bool {
@@ -253,6 +283,69 @@ async fn log_with_access_line(portcullis: &Portcullis, path: &str) -> String {
         log = portcullis.log();
     }
     log
+}
+
+/// A value that the tests below send in a query string and look for in the
+/// log. It stands for an API key that some dashboards take in the URL.
+const QUERY_SECRET: &str = "QSECRET7c1e";
+
+/// Returns the lines of Pingora's "Fail to proxy" errors for `path`.
+fn pingora_failures<'a>(log: &'a str, path: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|line| line.contains("Fail to proxy") && line.contains(path))
+        .collect()
+}
+
+#[tokio::test]
+async fn failed_proxy_log_hides_query() {
+    let mut stack = Stack::start_with_env(&[("PORTCULLIS_UPSTREAM__READ_TIMEOUT", "500ms")]).await;
+    let browser = stack.signed_in("alice").await;
+
+    let slow = browser
+        .fetch_json(&stack.proxy_url(&format!("/slow?ms=3000&api_key={QUERY_SECRET}")))
+        .await;
+    assert_eq!(
+        slow.status(),
+        StatusCode::GATEWAY_TIMEOUT,
+        "dashboard slower than upstream.read_timeout"
+    );
+    let slow_id = request_id_of(&slow);
+
+    stack.upstream.stop();
+    let down = browser
+        .fetch_json(&stack.proxy_url(&format!("/report?api_key={QUERY_SECRET}")))
+        .await;
+    assert_eq!(down.status(), StatusCode::BAD_GATEWAY, "dashboard stopped");
+    let down_id = request_id_of(&down);
+
+    // Pingora writes its error line before the access line.
+    let log = log_with_access_line(&stack.portcullis, "/report").await;
+    assert!(
+        !log.contains(QUERY_SECRET),
+        "the log contains the query string's secret:\n{log}"
+    );
+    for (path, id) in [("GET /slow,", slow_id), ("GET /report,", down_id)] {
+        let failures = pingora_failures(&log, path);
+        assert!(
+            !failures.is_empty(),
+            "expected Pingora's error line for {path} in:\n{log}"
+        );
+        for line in failures {
+            assert!(
+                line.contains(&format!("request_id: {id}")),
+                "expected the request id {id} in Pingora's line: {line}"
+            );
+        }
+    }
+}
+
+fn request_id_of(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_else(|| panic!("expected X-Request-Id on {}", response.url()))
+        .to_owned()
 }
 
 #[tokio::test]
