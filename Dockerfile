@@ -1,7 +1,10 @@
 # Build the portcullis image that charts/portcullis runs:
 #   docker build -t portcullis:0.1.0 .
 # Stage 1 compiles a release binary; stage 2 is a slim Debian with only the
-# binary, CA certificates (for the OpenID provider's HTTPS) and a non-root user.
+# binary, CA certificates and a non-root user. portcullis trusts the system
+# store in /etc/ssl/certs, besides its built-in webpki roots, for the OpenID
+# provider's HTTPS and for PostgreSQL URLs with sslmode=verify-ca or
+# verify-full.
 
 # Cargo.toml requires Rust 1.85 or later; 1.95 is the toolchain the test
 # suite runs with. scripts/check-image.sh builds from stand-ins for both

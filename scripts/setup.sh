@@ -4,7 +4,9 @@
 # Expects the Rust toolchain, Node.js 20 with npm, Python 3.11 or later, and
 # root for apt-get. Installs with apt only the missing build and test tools
 # (cmake, redis-server, and redis-cli, which the Redis Cluster tests use to
-# create a cluster; Debian ships it in redis-tools), runs `npm ci` in tests/fixtures when node_modules is
+# create a cluster; Debian ships it in redis-tools). The TLS tests need
+# openssl to make a throwaway CA, so it is installed too when missing.
+# Runs `npm ci` in tests/fixtures when node_modules is
 # missing or older than package-lock.json, and creates the Python virtualenv
 # .venv with the SCIM conformance checker when it is missing. Prints nothing
 # when everything is already in place.
@@ -20,6 +22,7 @@ apt_requirements=(
   "cmake cmake"
   "redis-server redis-server"
   "redis-cli redis-tools"
+  "openssl openssl"
 )
 
 require_command() {

@@ -8,6 +8,7 @@
 //! security setting at its default.
 
 mod access;
+mod ca_file;
 mod de;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -219,6 +220,11 @@ pub struct OidcConfig {
     /// keys are picked up even before a token signed by a new key arrives.
     #[serde(default = "default_jwks_refresh_interval", with = "humantime_serde")]
     pub jwks_refresh_interval: Duration,
+    /// PEM bundle of CA certificates that calls to the provider trust besides
+    /// the built-in webpki roots and the system store, for a provider whose
+    /// certificate chains to a private CA. Read at start only.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The kind of session store.
@@ -662,6 +668,8 @@ pub struct Settings {
     pub upstream_port: u16,
     /// The client secret, from the file or the configuration.
     pub client_secret: String,
+    /// The certificates of `oidc.ca_file`; empty when it is not set.
+    pub oidc_ca_certificates: Vec<reqwest::Certificate>,
     /// The Redis URL when the store is Redis.
     pub redis_url: Option<String>,
     /// Cookie signing keys, the signing key first; empty means generate one.
@@ -807,6 +815,10 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
     }
     let client_secret = read_client_secret(&config.oidc)?;
     validate_key_reloads(&config.oidc)?;
+    let oidc_ca_certificates = match &config.oidc.ca_file {
+        Some(path) => ca_file::read_ca_file("oidc.ca_file", path)?,
+        None => Vec::new(),
+    };
 
     let redis_url = read_redis_url(&config.session)?;
     let cookie_keys = read_cookie_keys(&config.session)?;
@@ -839,6 +851,7 @@ fn validate(config: Config) -> Result<Settings, ConfigError> {
         upstream_host,
         upstream_port,
         client_secret,
+        oidc_ca_certificates,
         redis_url,
         cookie_keys,
         scim_base_url,

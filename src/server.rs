@@ -268,6 +268,13 @@ fn provider_settings(settings: &Settings) -> Result<ProviderSettings, url::Parse
     if !scopes.iter().any(|s| s == "openid") {
         scopes.insert(0, "openid".to_owned());
     }
+    if let Some(path) = &config.oidc.ca_file {
+        tracing::info!(
+            path = %path.display(),
+            certificates = settings.oidc_ca_certificates.len(),
+            "trusting the CA certificates of oidc.ca_file for calls to the provider"
+        );
+    }
     Ok(ProviderSettings {
         issuer: config.oidc.issuer.clone(),
         client_id: config.oidc.client_id.clone(),
@@ -282,6 +289,7 @@ fn provider_settings(settings: &Settings) -> Result<ProviderSettings, url::Parse
         clock_leeway: config.oidc.clock_leeway,
         http_timeout: config.oidc.http_timeout,
         jwks_refetch_cooldown: config.oidc.jwks_refetch_cooldown,
+        ca_certificates: settings.oidc_ca_certificates.clone(),
     })
 }
 

@@ -157,6 +157,9 @@ pub struct ProviderSettings {
     /// Minimum time between two reloads of the keys caused by a token whose
     /// key is not in the cached JWKS.
     pub jwks_refetch_cooldown: Duration,
+    /// CA certificates trusted besides the built-in webpki roots and the
+    /// system store (`oidc.ca_file`).
+    pub ca_certificates: Vec<reqwest::Certificate>,
 }
 
 /// The metadata and client built from discovery.
@@ -258,11 +261,17 @@ impl Provider {
     pub fn new(settings: ProviderSettings) -> Result<Self, ProviderError> {
         // Redirects are not followed, so a provider cannot point portcullis
         // at an internal address (openidconnect's advice against SSRF).
-        let http = reqwest::Client::builder()
+        // The provider's certificate may chain to a webpki root, to a root of
+        // the system store or to a certificate of `ca_certificates`.
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.http_timeout)
-            .build()
-            .map_err(|e| ProviderError::Discovery(format!("cannot build HTTP client: {e}")))?;
+            .timeout(settings.http_timeout);
+        for certificate in &settings.ca_certificates {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        let http = builder.build().map_err(|e| {
+            ProviderError::Discovery(format!("cannot build HTTP client: {}", error_chain(&e)))
+        })?;
         Ok(Provider {
             refetch_gate: RefetchGate::new(settings.jwks_refetch_cooldown),
             client_secret: RwLock::new(settings.client_secret.clone()),
@@ -721,9 +730,10 @@ fn session_id_claim(jwt: &str) -> Option<String> {
     claims.get("sid")?.as_str().map(str::to_owned)
 }
 
-/// Formats an error with its sources, because `openidconnect` puts the useful
-/// part (the HTTP status, the provider's `error`) in the cause.
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// Formats an error with its sources, because `openidconnect` and reqwest put
+/// the useful part (the HTTP status, the provider's `error`, the TLS failure)
+/// in the cause.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -746,3 +746,91 @@ fn wrong_types_get_clear_messages() {
     let level = load_text(MINIMAL, &[("PORTCULLIS_LOG__LEVEL", "verbose!!")]);
     assert_eq!(error_key(level), "log.level");
 }
+
+/// A self-signed P-256 CA certificate, valid until 2126, made with
+/// `openssl req -x509` for these tests. Its private key was discarded.
+const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBrDCCAVGgAwIBAgIUBLz9OgPt0giS6iDEh24Qj9qNsVgwCgYIKoZIzj0EAwIw
+IjEgMB4GA1UEAwwXcG9ydGN1bGxpcyB1bml0LXRlc3QgQ0EwIBcNMjYxMjA1MDYx
+NjIyWhgPMjEyNjExMTEwNjE2MjJaMCIxIDAeBgNVBAMMF3BvcnRjdWxsaXMgdW5p
+dC10ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEY3mzWXB9OKaWMfOU
+vMcM0BcMYh9ybWZVWjr4D3kQIJW6DHOWhAsEgvgWdSKL0n4TbnWcaMkZHxRIsyPk
+rt+JgKNjMGEwHQYDVR0OBBYEFCObmaoDbMl4NCm9OXF6UgrvjO1xMB8GA1UdIwQY
+MBaAFCObmaoDbMl4NCm9OXF6UgrvjO1xMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0P
+AQH/BAQDAgEGMAoGCCqGSM49BAMCA0kAMEYCIQDKzOPhJVbtfMC494Wewm3YF4eB
+23TELafgEIQeBuccLgIhAIIc3AiNYsHTXuJuV1KDMJPIZ9QUMpjb9ZxFiNHkJxb9
+-----END CERTIFICATE-----
+";
+
+fn with_ca_file(path: &std::path::Path) -> String {
+    MINIMAL.replace(
+        "[oidc]",
+        &format!("[oidc]\nca_file = \"{}\"", path.display()),
+    )
+}
+
+#[test]
+fn ca_file_unset_adds_no_certificates() {
+    let settings = load_text(MINIMAL, &[]).expect("valid");
+    assert!(settings.oidc_ca_certificates.is_empty());
+}
+
+#[test]
+fn ca_file_bundle_is_read() {
+    let bundle = write(&format!("{TEST_CA_PEM}{TEST_CA_PEM}"));
+    let settings = load_text(&with_ca_file(bundle.path()), &[]).expect("valid");
+    assert_eq!(settings.oidc_ca_certificates.len(), 2);
+}
+
+#[test]
+fn ca_file_from_environment() {
+    let bundle = write(TEST_CA_PEM);
+    let path = bundle.path().display().to_string();
+    let settings = load_text(MINIMAL, &[("PORTCULLIS_OIDC__CA_FILE", &path)]).expect("valid");
+    assert_eq!(settings.oidc_ca_certificates.len(), 1);
+}
+
+#[test]
+fn ca_file_errors_name_key_and_cause() {
+    let not_der =
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+    let bad_base64 = "-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n";
+    let cases = [
+        (
+            "plain text",
+            "not a certificate\n",
+            "contains no PEM certificate",
+        ),
+        (
+            "only a key",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "contains no PEM certificate",
+        ),
+        ("bad base64", bad_base64, "is not a valid PEM bundle"),
+        ("not DER", not_der, "is not a valid CA certificate"),
+    ];
+    for (case, contents, expected) in cases {
+        let file = write(contents);
+        let error = load_text(&with_ca_file(file.path()), &[]).expect_err(case);
+        let message = error.to_string();
+        assert!(message.starts_with("oidc.ca_file: "), "{case}: {message}");
+        assert!(message.contains(expected), "{case}: {message}");
+        assert!(
+            message.contains(&file.path().display().to_string()),
+            "{case}: expected the path in {message}"
+        );
+    }
+}
+
+#[test]
+fn ca_file_missing_is_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("missing.pem");
+    let error = load_text(&with_ca_file(&missing), &[]).expect_err("missing file");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("oidc.ca_file: cannot read "),
+        "{message}"
+    );
+    assert!(message.contains("missing.pem"), "{message}");
+}

@@ -67,6 +67,7 @@ fn provider_for(idp: &Idp, cooldown: Duration) -> Provider {
         clock_leeway: Duration::from_secs(60),
         http_timeout: Duration::from_secs(5),
         jwks_refetch_cooldown: cooldown,
+        ca_certificates: Vec::new(),
     })
     .expect("the provider client builds")
 }

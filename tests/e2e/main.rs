@@ -40,4 +40,5 @@ mod scim_limits;
 mod scim_routing;
 mod scim_scale;
 mod session;
+mod tls;
 mod traffic;

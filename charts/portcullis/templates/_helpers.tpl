@@ -147,8 +147,8 @@ not render them, and the pods would read the existing Secret instead.
 {{- fail (printf "service.loadBalancerSourceRanges applies only to service.type LoadBalancer, not %s; remove it or set service.type=LoadBalancer" $v.service.type) }}
 {{- end }}
 {{- range $v.extraVolumes }}
-{{- if has .name (list "config" "secrets" "data" "tmp") }}
-{{- fail (printf "extraVolumes: the name %q is one of the chart's own volumes (config, secrets, data, tmp); choose another" .name) }}
+{{- if has .name (list "config" "secrets" "data" "tmp" "provider-ca") }}
+{{- fail (printf "extraVolumes: the name %q is one of the chart's own volumes (config, secrets, data, tmp, provider-ca); choose another" .name) }}
 {{- end }}
 {{- end }}
 {{- $policy := $v.dashboardNetworkPolicy }}

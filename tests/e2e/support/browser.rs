@@ -37,14 +37,26 @@ pub struct Browser {
 impl Browser {
     /// Creates a browser with an empty cookie jar.
     pub fn new(proxy: &Url, authorization_endpoint: &Url) -> Self {
+        Browser::trusting(proxy, authorization_endpoint, None)
+    }
+
+    /// Like [`Browser::new`], trusting `ca` besides the built-in roots, for
+    /// a provider that serves HTTPS with a test certificate.
+    pub fn trusting(
+        proxy: &Url,
+        authorization_endpoint: &Url,
+        ca: Option<&reqwest::Certificate>,
+    ) -> Self {
         let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("HTTP client builds");
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(ca) = ca {
+            builder = builder.add_root_certificate(ca.clone());
+        }
+        let client = builder.build().expect("HTTP client builds");
         Browser {
             client,
             jar,

@@ -62,14 +62,28 @@ fn node_command(script: &str) -> Command {
     command
 }
 
+/// The certificate the provider serves HTTPS with, and the CA that signed it.
+#[derive(Clone)]
+pub struct IdpTls {
+    /// The server certificate for 127.0.0.2, in PEM.
+    pub cert: PathBuf,
+    /// Its private key, in PEM.
+    pub key: PathBuf,
+    /// The CA certificate, which the test's own clients trust.
+    pub ca: reqwest::Certificate,
+}
+
 /// The OpenID provider, with the endpoints its discovery document lists.
 pub struct Idp {
-    /// `http://127.0.0.2:<port>`, as it appears in ID tokens.
+    /// `http://127.0.0.2:<port>`, or `https://` when it serves HTTPS, as it
+    /// appears in ID tokens.
     pub issuer: Url,
     /// Where portcullis sends browsers to sign in.
     pub authorization_endpoint: Url,
     /// Where portcullis sends browsers after sign-out.
     pub end_session_endpoint: Url,
+    /// The CA that the test's clients trust when the provider serves HTTPS.
+    pub ca: Option<reqwest::Certificate>,
     dir: PathBuf,
     env: Vec<(String, String)>,
     starts: usize,
@@ -88,6 +102,17 @@ impl Idp {
     /// Like [`Idp::start`], with extra `IDP_*` variables (see
     /// tests/fixtures/README.md), which restarts keep.
     pub async fn start_with_env(dir: &Path, proxy_origin: &Url, extra: &[(&str, &str)]) -> Self {
+        Idp::start_with_tls(dir, proxy_origin, extra, None).await
+    }
+
+    /// Like [`Idp::start_with_env`], serving HTTPS with `tls` when it is
+    /// given.
+    pub async fn start_with_tls(
+        dir: &Path,
+        proxy_origin: &Url,
+        extra: &[(&str, &str)],
+        tls: Option<&IdpTls>,
+    ) -> Self {
         let port = free_port(IDP_HOST);
         let origin = proxy_origin.as_str().trim_end_matches('/');
         let mut env: Vec<(String, String)> = vec![
@@ -106,18 +131,25 @@ impl Idp {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        let issuer = Url::parse(&format!("http://{IDP_HOST}:{port}")).expect("valid issuer URL");
+        if let Some(tls) = tls {
+            env.push(("IDP_TLS_CERT".into(), tls.cert.display().to_string()));
+            env.push(("IDP_TLS_KEY".into(), tls.key.display().to_string()));
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let issuer =
+            Url::parse(&format!("{scheme}://{IDP_HOST}:{port}")).expect("valid issuer URL");
         let mut idp = Idp {
             authorization_endpoint: issuer.clone(),
             end_session_endpoint: issuer.clone(),
             issuer,
+            ca: tls.map(|tls| tls.ca.clone()),
             dir: dir.to_owned(),
             env,
             starts: 0,
             process: None,
         };
         idp.restart().await;
-        let discovery = read_discovery(&idp.issuer).await;
+        let discovery = read_discovery(&idp.client(), &idp.issuer).await;
         idp.authorization_endpoint = endpoint(&discovery, "authorization_endpoint");
         idp.end_session_endpoint = endpoint(&discovery, "end_session_endpoint");
         idp
@@ -170,7 +202,8 @@ impl Idp {
     /// exist only when the provider was started with `IDP_TEST_STATS=1`.
     pub async fn stats(&self) -> IdpStats {
         let url = self.issuer.join("/test/stats").expect("valid stats URL");
-        let response = test_client()
+        let response = self
+            .client()
             .get(url.clone())
             .send()
             .await
@@ -192,7 +225,8 @@ impl Idp {
     /// Needs `IDP_TEST_SIGNING=1`.
     pub async fn sign(&self, claims: &serde_json::Value) -> String {
         let url = self.issuer.join("/test/sign").expect("valid signing URL");
-        let response = test_client()
+        let response = self
+            .client()
             .post(url.clone())
             .body(claims.to_string())
             .send()
@@ -213,7 +247,8 @@ impl Idp {
             .issuer
             .join("/test/token-delay")
             .expect("valid control URL");
-        let response = test_client()
+        let response = self
+            .client()
             .put(url.clone())
             .body(delay.as_millis().to_string())
             .send()
@@ -247,19 +282,25 @@ impl IdpStats {
     }
 }
 
-fn test_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("HTTP client builds")
+impl Idp {
+    /// Returns an HTTP client for the test's own calls to the provider,
+    /// which trusts [`Idp::ca`].
+    fn client(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10));
+        if let Some(ca) = &self.ca {
+            builder = builder.add_root_certificate(ca.clone());
+        }
+        builder.build().expect("HTTP client builds")
+    }
 }
 
-async fn read_discovery(issuer: &Url) -> serde_json::Value {
+async fn read_discovery(client: &reqwest::Client, issuer: &Url) -> serde_json::Value {
     let url = issuer
         .join("/.well-known/openid-configuration")
         .expect("valid discovery URL");
-    let response = test_client()
+    let response = client
         .get(url.clone())
         .send()
         .await

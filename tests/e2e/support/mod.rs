@@ -15,6 +15,7 @@
 //! | [`echo`] | the dashboard's echo of the request it received |
 //! | [`raw_http`] | requests with header names spelled exactly |
 //! | [`scim`] | a stack with a recording dashboard, a SCIM client, raw request targets |
+//! | [`tls`] | a throwaway CA and server certificates, made with `openssl` |
 
 pub mod browser;
 pub mod echo;
@@ -29,6 +30,7 @@ pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod scim;
 pub mod stack;
+pub mod tls;
 
 pub use browser::{redirect_target, set_cookies_named, Browser};
 pub use echo::Echo;

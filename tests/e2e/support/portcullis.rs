@@ -132,6 +132,21 @@ impl Portcullis {
         config: &PortcullisConfig,
         env: &[(&str, &str)],
     ) -> Self {
+        let mut portcullis = Portcullis::spawn(dir, config, env);
+        portcullis.wait_until_ready().await;
+        portcullis
+    }
+
+    /// Like [`Portcullis::start_with_env`], but waits only until `/livez`
+    /// returns 200, for a test whose instance cannot become ready.
+    pub async fn start_live(dir: &Path, config: &PortcullisConfig, env: &[(&str, &str)]) -> Self {
+        let mut portcullis = Portcullis::spawn(dir, config, env);
+        portcullis.wait_for_status(&["/livez"]).await;
+        portcullis
+    }
+
+    /// Writes the configuration file and starts `portcullis serve`.
+    fn spawn(dir: &Path, config: &PortcullisConfig, env: &[(&str, &str)]) -> Self {
         let config_path = dir.join("portcullis.toml");
         let toml = format!("{}{}", config.to_toml(), directory_toml(dir));
         std::fs::write(&config_path, toml)
@@ -144,15 +159,13 @@ impl Portcullis {
         command.envs(env.iter().map(|(name, value)| (name, value)));
         command.arg("serve").arg("--config").arg(&config_path);
         let process = ChildGuard::spawn("portcullis", command, &dir.join("portcullis.log"));
-        let mut portcullis = Portcullis {
+        Portcullis {
             proxy: origin(config.proxy_port),
             admin: origin(config.admin_port),
             config_path,
             env,
             process,
-        };
-        portcullis.wait_until_ready().await;
-        portcullis
+        }
     }
 
     /// Runs an administration command, such as `["token", "list"]`, with
@@ -307,13 +320,19 @@ impl Portcullis {
     }
 
     async fn wait_until_ready(&mut self) {
+        self.wait_for_status(&["/livez", "/readyz"]).await;
+    }
+
+    /// Waits until each of `paths` on the admin listener returns 200, in
+    /// turn.
+    async fn wait_for_status(&mut self, paths: &[&str]) {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
             .expect("HTTP client builds");
         let deadline = Instant::now() + READY_TIMEOUT;
-        for path in ["/livez", "/readyz"] {
+        for path in paths {
             let url = self.admin_url(path);
             loop {
                 let status = client.get(url.clone()).send().await.map(|r| r.status());

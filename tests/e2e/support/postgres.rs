@@ -4,7 +4,7 @@
 //! PostgreSQL refuses to run as root, so when the tests run as root the
 //! server runs as the `postgres` system user, which owns its data folder.
 
-use std::os::unix::fs::chown;
+use std::os::unix::fs::{chown, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::ports::{free_port, PROXY_HOST};
 use super::process::ChildGuard;
+use super::tls::ServerCertificate;
 
 /// Where Debian installs the server programs.
 const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
@@ -29,6 +30,8 @@ pub struct PostgresServer {
     data_dir: PathBuf,
     log: PathBuf,
     owner: Option<(u32, u32)>,
+    /// `-c name=value` settings besides the ones every server gets.
+    settings: Vec<String>,
     process: Option<ChildGuard>,
     /// A folder of its own, because the `postgres` user cannot enter the
     /// test's folder, which only root may open.
@@ -39,6 +42,13 @@ impl PostgresServer {
     /// Creates a cluster in a new temporary folder with trust
     /// authentication and starts it on a free port.
     pub async fn start() -> Self {
+        PostgresServer::start_with_tls(None).await
+    }
+
+    /// Like [`PostgresServer::start`], with `ssl=on` and `certificate` when
+    /// it is given, and with `log_connections=on`, so the log records whether
+    /// each connection used TLS.
+    pub async fn start_with_tls(certificate: Option<&ServerCertificate>) -> Self {
         let temporary = tempfile::Builder::new()
             .prefix("portcullis-e2e-postgres-")
             .tempdir()
@@ -66,11 +76,21 @@ impl PostgresServer {
             String::from_utf8_lossy(&output.stderr)
         );
 
+        let mut settings = Vec::new();
+        if let Some(certificate) = certificate {
+            settings = vec![
+                "ssl=on".to_owned(),
+                format!("ssl_cert_file={}", give_to(&certificate.cert, &root, owner)),
+                format!("ssl_key_file={}", give_to(&certificate.key, &root, owner)),
+                "log_connections=on".to_owned(),
+            ];
+        }
         let mut server = PostgresServer {
             port: free_port(PROXY_HOST),
             log: root.join("postgres.log"),
             data_dir,
             owner,
+            settings,
             process: None,
             _root: temporary,
         };
@@ -107,8 +127,16 @@ impl PostgresServer {
             .arg("-k")
             .arg(self.data_dir.parent().unwrap_or(&self.data_dir))
             .args(["-c", "fsync=off", "-c", "max_connections=50"]);
+        for setting in &self.settings {
+            command.arg("-c").arg(setting);
+        }
         self.process = Some(ChildGuard::spawn("postgres", command, &self.log));
         self.wait_until_ready().await;
+    }
+
+    /// Returns the server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     async fn wait_until_ready(&mut self) {
@@ -142,6 +170,22 @@ impl Drop for PostgresServer {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Copies `file` into `root`, readable only by the server's user as
+/// PostgreSQL requires of a key file, and returns the copy's path.
+fn give_to(file: &Path, root: &Path, owner: Option<(u32, u32)>) -> String {
+    let name = file.file_name().expect("a file name");
+    let copy = root.join(name);
+    std::fs::copy(file, &copy)
+        .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", file.display(), copy.display()));
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("cannot restrict {}: {e}", copy.display()));
+    if let Some((uid, gid)) = owner {
+        chown(&copy, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("cannot give {} to postgres: {e}", copy.display()));
+    }
+    copy.display().to_string()
 }
 
 /// Returns the uid and gid of the `postgres` user when running as root.

@@ -5,7 +5,7 @@ use reqwest::Url;
 use tempfile::TempDir;
 
 use super::browser::Browser;
-use super::fixtures::{Idp, Upstream};
+use super::fixtures::{Idp, IdpTls, Upstream};
 use super::portcullis::{Portcullis, PortcullisConfig, Store};
 use super::ports::{free_port, PROXY_HOST};
 use super::redis::RedisServer;
@@ -37,8 +37,14 @@ pub struct StackOptions {
     pub idp_env: Vec<(&'static str, String)>,
     /// Register portcullis's `/oauth2/backchannel_logout` at the provider.
     pub backchannel_logout: bool,
-    /// `PORTCULLIS_<SECTION>__<KEY>` overrides for portcullis.
+    /// Environment variables of portcullis, such as
+    /// `PORTCULLIS_<SECTION>__<KEY>` overrides.
     pub env: Vec<(&'static str, String)>,
+    /// Serve the provider over HTTPS with this certificate.
+    pub idp_tls: Option<IdpTls>,
+    /// Wait only for `/livez` at start, for a test whose portcullis never
+    /// becomes ready.
+    pub skip_readiness: bool,
 }
 
 /// Every process of one test. Fields drop in order, so portcullis stops
@@ -117,7 +123,12 @@ impl Stack {
             idp_env.push(("IDP_BACKCHANNEL_LOGOUT_URI", &backchannel_uri));
         }
         let (idp, upstream) = tokio::join!(
-            Idp::start_with_env(dir.path(), &proxy_origin, &idp_env),
+            Idp::start_with_tls(
+                dir.path(),
+                &proxy_origin,
+                &idp_env,
+                options.idp_tls.as_ref()
+            ),
             Upstream::start(dir.path())
         );
         let config = PortcullisConfig {
@@ -128,7 +139,11 @@ impl Stack {
             store: store_setting(redis.as_ref(), sentinel.as_ref(), cluster.as_ref()),
         };
         let env: Vec<(&str, &str)> = options.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let portcullis = Portcullis::start_with_env(dir.path(), &config, &env).await;
+        let portcullis = if options.skip_readiness {
+            Portcullis::start_live(dir.path(), &config, &env).await
+        } else {
+            Portcullis::start_with_env(dir.path(), &config, &env).await
+        };
         Stack {
             portcullis,
             upstream,
@@ -170,7 +185,11 @@ impl Stack {
 
     /// Creates a browser with an empty cookie jar.
     pub fn browser(&self) -> Browser {
-        Browser::new(&self.portcullis.proxy, &self.idp.authorization_endpoint)
+        Browser::trusting(
+            &self.portcullis.proxy,
+            &self.idp.authorization_endpoint,
+            self.idp.ca.as_ref(),
+        )
     }
 
     /// Creates a browser and signs it in as `user` through `/`.
