@@ -20,8 +20,18 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
+# The dependencies first, against empty sources, so that a change to
+# portcullis's own code rebuilds only the last layer.
+RUN mkdir src \
+    && echo 'fn main() {}' >src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked --bin portcullis \
+    && rm -rf src
 COPY src ./src
-RUN cargo build --release --locked --bin portcullis \
+# COPY keeps the files' modification times, which can be older than the
+# build of the empty sources, so cargo would take them as built.
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked --bin portcullis \
     && install -m 0755 target/release/portcullis /portcullis
 
 FROM ${RUNTIME_IMAGE}
