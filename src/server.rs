@@ -51,11 +51,40 @@ pub enum StartError {
     /// The redirect URI could not be built from `server.public_url`.
     #[error("server.public_url: {0}")]
     PublicUrl(#[from] url::ParseError),
+    /// A listen address is taken or not available on this host.
+    #[error("{key}: cannot listen on {address}: {source}")]
+    Listen {
+        /// The configuration key of the address.
+        key: &'static str,
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The error of the failed bind.
+        source: std::io::Error,
+    },
+}
+
+/// Checks that both listen addresses can be bound. Pingora binds them later
+/// in its service threads, where a failure panics the thread and leaves the
+/// process running without a listener.
+fn check_listen_addresses(settings: &Settings) -> Result<(), StartError> {
+    let addresses = [
+        ("server.listen", settings.listen),
+        ("server.admin_listen", settings.admin_listen),
+    ];
+    for (key, address) in addresses {
+        std::net::TcpListener::bind(address).map_err(|source| StartError::Listen {
+            key,
+            address,
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Builds every service and runs the server; returns only on start-up
 /// failure, because Pingora exits the process when it stops.
 pub fn run(settings: Settings) -> Result<std::convert::Infallible, StartError> {
+    check_listen_addresses(&settings)?;
     let config = &settings.config;
     let store: Arc<dyn SessionStore> = match config.session.store {
         SessionStoreKind::Memory => Arc::new(MemoryStore::with_max_entries(

@@ -1,5 +1,5 @@
-//! The process around the proxy: shutdown on SIGTERM and the `check-config`
-//! command.
+//! The process around the proxy: start-up, shutdown on SIGTERM and the
+//! `check-config` command.
 
 use std::path::Path;
 use std::process::Output;
@@ -9,6 +9,7 @@ use reqwest::{Response, StatusCode, Url};
 use tokio::task::JoinHandle;
 
 use crate::support::portcullis::portcullis_command;
+use crate::support::ports::{free_port, PROXY_HOST};
 use crate::support::{Browser, Stack};
 
 /// A grace period far longer than any wait below, so a test that passes
@@ -231,4 +232,58 @@ async fn sigterm_cuts_requests_after_grace_period() {
         outcome.is_err(),
         "expected the request still in flight after the grace period to get no response, got {outcome:?}"
     );
+}
+
+#[tokio::test]
+async fn taken_listen_address_fails_start() {
+    let holder = std::net::TcpListener::bind((PROXY_HOST, 0)).expect("a loopback port binds");
+    let taken_address = holder.local_addr().expect("the bound address");
+    let admin_port = free_port(PROXY_HOST);
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let config = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/quickstart.toml"
+    ));
+
+    let mut command = portcullis_command();
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("PORTCULLIS_SERVER__LISTEN", taken_address.to_string())
+        .env(
+            "PORTCULLIS_SERVER__ADMIN_LISTEN",
+            format!("{PROXY_HOST}:{admin_port}"),
+        )
+        .env(
+            "PORTCULLIS_DIRECTORY__URL",
+            format!("sqlite://{}/portcullis.db", dir.path().display()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("portcullis starts");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the exit status is readable") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("expected portcullis to exit when {taken_address} is taken, but it kept running for 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut stderr, &mut log).expect("stderr is readable");
+    }
+
+    assert!(!status.success(), "expected a failed exit, got {status}");
+    let expected = format!("server.listen: cannot listen on {taken_address}");
+    assert!(
+        log.contains(&expected),
+        "expected {expected:?} in the log:\n{log}"
+    );
+    drop(holder);
 }
