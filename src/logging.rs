@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use tracing::{Event, Metadata, Subscriber};
 use tracing_log::NormalizeEvent;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::{Format, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
@@ -39,8 +40,16 @@ const ACCESS_FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 /// a burst cannot grow the memory without end.
 const ACCESS_MAX_PENDING_BYTES: usize = 256 * 1024;
 
+/// Returns the filter for `log.level`, with [`PINGORA_CAPS`] added when it
+/// lets anything below info through. The filter decides that, so `DEBUG`,
+/// `Debug` and `5` count as well as `debug`.
 fn configured_filter(level: &str) -> String {
-    let verbose = level.contains("debug") || level.contains("trace");
+    let verbose = match EnvFilter::try_new(level) {
+        Ok(filter) => filter
+            .max_level_hint()
+            .is_none_or(|max| max > LevelFilter::INFO),
+        Err(_) => true,
+    };
     if verbose {
         format!("{level},{PINGORA_CAPS}")
     } else {
@@ -48,12 +57,70 @@ fn configured_filter(level: &str) -> String {
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides the
-/// configured level.
+/// Crates whose name may stand alone in `RUST_LOG`, enabling every level of
+/// that crate. Any other bare word is taken for a misspelt level.
+const KNOWN_CRATES: [&str; 10] = [
+    "portcullis",
+    "pingora",
+    "sqlx",
+    "redis",
+    "reqwest",
+    "openidconnect",
+    "hyper",
+    "rustls",
+    "tokio",
+    "h2",
+];
+
+/// Returns why the `RUST_LOG` value `text` is not used, or `None` when it
+/// is. A bare word that is neither a level nor a known crate (such as
+/// `inof`) would parse as a target and silence every other line, the
+/// access lines included.
+fn rust_log_problem(text: &str) -> Option<String> {
+    const LEVELS: [&str; 12] = [
+        "off", "error", "warn", "info", "debug", "trace", "0", "1", "2", "3", "4", "5",
+    ];
+    for directive in text.split(',').map(str::trim) {
+        if directive.is_empty() || directive.contains(['=', '[']) {
+            continue;
+        }
+        let word = directive.to_ascii_lowercase();
+        let is_level = LEVELS.contains(&word.as_str());
+        let is_crate = KNOWN_CRATES.iter().any(|name| {
+            word == *name
+                || word.starts_with(&format!("{name}_"))
+                || word.starts_with(&format!("{name}::"))
+        });
+        if !is_level && !is_crate {
+            return Some(format!(
+                "{directive:?} is neither a level nor a known crate"
+            ));
+        }
+    }
+    EnvFilter::try_new(text)
+        .err()
+        .map(|error| error.to_string())
+}
+
+/// Installs the global subscriber. `RUST_LOG`, when set and not blank,
+/// overrides the configured level. A value that cannot be used is reported
+/// in a warning, and `log.level` applies.
 pub fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(configured_filter(&config.level)))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|text| !text.trim().is_empty());
+    let mut ignored = None;
+    let filter = match rust_log {
+        Some(text) => match rust_log_problem(&text) {
+            None => EnvFilter::new(text),
+            Some(problem) => {
+                ignored = Some((text, problem));
+                EnvFilter::new(configured_filter(&config.level))
+            }
+        },
+        None => EnvFilter::try_new(configured_filter(&config.level))
+            .unwrap_or_else(|_| EnvFilter::new("info")),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(StderrWriter);
@@ -69,6 +136,14 @@ pub fn init(config: &LogConfig) {
         }
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
+    if let Some((text, problem)) = ignored {
+        tracing::warn!(
+            rust_log = %text,
+            problem = %problem,
+            level = %config.level,
+            "RUST_LOG ignored; log.level applies"
+        );
+    }
 }
 
 /// The JSON line format, minus the `log.target`, `log.module_path`,
@@ -288,6 +363,53 @@ impl Drop for EventWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pingora_capped_below_info() {
+        let cases = [
+            ("info", false),
+            ("warn", false),
+            ("portcullis=info,warn", false),
+            ("debug", true),
+            ("DEBUG", true),
+            ("Debug", true),
+            ("trace", true),
+            ("5", true),
+            ("info,pingora_proxy=DEBUG", true),
+            ("info,portcullis=trace", true),
+        ];
+        for (level, capped) in cases {
+            let filter = configured_filter(level);
+            assert_eq!(
+                filter.ends_with(PINGORA_CAPS),
+                capped,
+                "log.level {level:?} gave {filter:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rust_log_checked() {
+        let usable = [
+            "info",
+            "DEBUG",
+            "portcullis=debug",
+            "warn,portcullis::access=info",
+            "portcullis",
+            "pingora_proxy",
+            "sqlx::query",
+        ];
+        for text in usable {
+            assert_eq!(rust_log_problem(text), None, "RUST_LOG={text:?}");
+        }
+        let unusable = ["inof", "info,verbose", "debgu", "portcullis=loud", "info, "];
+        for text in unusable {
+            assert!(
+                rust_log_problem(text).is_some(),
+                "RUST_LOG={text:?} should be reported"
+            );
+        }
+    }
 
     #[test]
     fn bridge_fields_removed() {
