@@ -340,7 +340,13 @@ impl BackgroundService for DiscoveryTask {
                     self.refresh_interval
                 }
                 Err(error) => {
-                    tracing::warn!(error = %error, retry_in_s = DISCOVERY_RETRY.as_secs(), "OpenID provider discovery failed");
+                    let text = error.to_string();
+                    let hint = if text.contains("UnknownIssuer") {
+                        "the provider's certificate chains to no trusted root: name its CA bundle in oidc.ca_file"
+                    } else {
+                        ""
+                    };
+                    tracing::warn!(error = %text, hint, retry_in_s = DISCOVERY_RETRY.as_secs(), "OpenID provider discovery failed");
                     DISCOVERY_RETRY
                 }
             };

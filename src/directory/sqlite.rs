@@ -95,11 +95,12 @@ impl SqliteDirectory {
             }
         } else {
             // The writer connects first, so the file is created and switched
-            // to WAL by one connection before the readers open it.
+            // to WAL by one connection before the readers open it. Its error
+            // names the file, which SQLite's own message does not.
             let writer = pool_options(1)
                 .connect_with(options.clone())
                 .await
-                .map_err(database_error)?;
+                .map_err(|error| naming_file(database_error(error), &options))?;
             let reader = pool_options(READ_CONNECTIONS)
                 .connect_with(options)
                 .await
@@ -257,6 +258,20 @@ fn is_transient(error: &dyn sqlx::error::DatabaseError) -> bool {
 
 fn database_error(error: sqlx::Error) -> DirectoryError {
     super::database_error(error, is_transient)
+}
+
+/// Adds the database file's path to the message of `error`.
+fn naming_file(error: DirectoryError, options: &SqliteConnectOptions) -> DirectoryError {
+    let file = options.get_filename().display();
+    match error {
+        DirectoryError::Unavailable(message) => {
+            DirectoryError::Unavailable(format!("SQLite file {file}: {message}"))
+        }
+        DirectoryError::Internal(message) => {
+            DirectoryError::Internal(format!("SQLite file {file}: {message}"))
+        }
+        other => other,
+    }
 }
 
 fn write_error(error: sqlx::Error, attribute: &'static str) -> DirectoryError {
